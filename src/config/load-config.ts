@@ -1,0 +1,196 @@
+/**
+ * Configuration: read once from the environment (plus a `.env` that never overrides it), validated
+ * up front so that a bad setting stops the run with exit 2 before anything touches the database.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import dotenv from 'dotenv';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import type { ConnectionOptions } from 'node:tls';
+import { UsageError } from '../errors.ts';
+
+/** What a connection error may show: everything but the password. */
+export interface ConnectionLabel {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+/** The node-postgres connection settings tenant-migrate connects with. */
+export interface ConnectionSettings extends ConnectionLabel {
+  password?: string;
+  ssl?: false | ConnectionOptions;
+}
+
+export interface Config {
+  /** `undefined` when `DATABASE_URL=embedded`: the caller starts the embedded server first. */
+  connection: ConnectionSettings | undefined;
+  /** True when `DATABASE_URL=embedded` asked for the persistent embedded PostgreSQL (PGlite). */
+  embedded: boolean;
+  masterMigrationsDir: string;
+  tenantMigrationsDir: string;
+  tenantConcurrency: number;
+}
+
+export interface LoadConfigOptions {
+  /** Defaults to `process.env`. The object is read, never written. */
+  env?: NodeJS.ProcessEnv;
+  /** Where `.env` and relative directories are resolved. Defaults to `process.cwd()`. */
+  cwd?: string;
+  /** Skip the existence check of migration directories (e.g. for `status` of an empty project). */
+  requireMigrationDirs?: boolean;
+  /** Whether a database must be configured (false for `migrate:make:*`). Defaults to true. */
+  requireDatabase?: boolean;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+/** How long a connection attempt may take before it is reported as unreachable. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * Loads and validates the configuration.
+ *
+ * @example
+ *   const config = loadConfig(); // reads process.env and ./.env
+ *   const config = loadConfig({ env: { DATABASE_URL: 'postgres://u@localhost/app' } });
+ * @throws UsageError naming the variable or file that is wrong.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const cwd = options.cwd ?? process.cwd();
+  const env = withDotenv(options.env ?? process.env, cwd);
+  const requireDatabase = options.requireDatabase ?? true;
+
+  const embedded = env.DATABASE_URL?.trim() === 'embedded';
+  const connection = embedded ? undefined : readConnection(env, cwd);
+  if (!connection && !embedded && requireDatabase) {
+    throw new UsageError(
+      'No database configured: set DATABASE_URL (postgres://user:pass@host:port/db), or DB_HOST, DB_PORT, DB_USER, DB_PASSWORD and DB_NAME, in the environment or in .env (see .env.example).',
+    );
+  }
+
+  const requireDirs = options.requireMigrationDirs ?? true;
+  return {
+    connection,
+    embedded,
+    masterMigrationsDir: readDirectory(env, cwd, 'MASTER_MIGRATIONS_DIR', 'migrations/master', requireDirs),
+    tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
+    tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
+  };
+}
+
+/** The environment with `.env` underneath it: a variable already set always wins. */
+function withDotenv(env: NodeJS.ProcessEnv, cwd: string): NodeJS.ProcessEnv {
+  const file = path.join(cwd, '.env');
+  if (!fs.existsSync(file)) return env;
+  const fromFile = dotenv.parse(fs.readFileSync(file));
+  return { ...fromFile, ...definedOnly(env) };
+}
+
+function definedOnly(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined));
+}
+
+function readConnection(env: NodeJS.ProcessEnv, cwd: string): ConnectionSettings | undefined {
+  const ssl = readSsl(env, cwd);
+  const url = env.DATABASE_URL?.trim();
+  if (url) return { ...fromUrl(url), ...(ssl !== undefined ? { ssl } : {}) };
+
+  const anyPart = ['DB_HOST', 'DB_PORT', 'DB_USER', 'DB_PASSWORD', 'DB_NAME'].some((name) => env[name]?.trim());
+  if (!anyPart) return undefined;
+  const user = env.DB_USER?.trim() || 'postgres';
+  return {
+    host: env.DB_HOST?.trim() || 'localhost',
+    port: env.DB_PORT?.trim() ? parsePort(env.DB_PORT.trim(), 'DB_PORT') : 5432,
+    user,
+    database: env.DB_NAME?.trim() || user,
+    ...(env.DB_PASSWORD ? { password: env.DB_PASSWORD } : {}),
+    ...(ssl !== undefined ? { ssl } : {}),
+  };
+}
+
+function fromUrl(url: string): ConnectionSettings {
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    throw new UsageError(
+      'DATABASE_URL must look like postgres://user:pass@host:port/db (or be "embedded"); the value given does not start with postgres://.',
+    );
+  }
+  let parsed: ReturnType<typeof parseConnectionString>;
+  try {
+    // new URL() rejects malformed values (bad port, stray characters) that the lenient parser accepts.
+    new URL(url);
+    parsed = parseConnectionString(url);
+  } catch {
+    throw new UsageError('DATABASE_URL is not a valid URL; expected postgres://user:pass@host:port/db.');
+  }
+  const user = parsed.user || 'postgres';
+  const settings: ConnectionSettings = {
+    host: parsed.host || 'localhost',
+    port: parsed.port ? parsePort(parsed.port, 'DATABASE_URL') : 5432,
+    user,
+    database: parsed.database || user,
+  };
+  if (parsed.password) settings.password = parsed.password;
+  // sslmode=require etc. in the URL is honoured unless DB_SSL says otherwise (readConnection merges).
+  if (parsed.ssl) settings.ssl = typeof parsed.ssl === 'object' ? (parsed.ssl as ConnectionOptions) : {};
+  return settings;
+}
+
+function parsePort(value: string, variable: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`${variable}: the port must be a number from 1 to 65535, got "${value}".`);
+  }
+  return port;
+}
+
+function readSsl(env: NodeJS.ProcessEnv, cwd: string): ConnectionSettings['ssl'] | undefined {
+  const enabled = readBoolean(env, 'DB_SSL');
+  if (enabled === undefined) return undefined;
+  if (!enabled) return false;
+  const rejectUnauthorized = readBoolean(env, 'DB_SSL_REJECT_UNAUTHORIZED') ?? true;
+  const certPath = env.DB_SSL_CERT_PATH?.trim();
+  const ssl: ConnectionOptions = { rejectUnauthorized };
+  if (certPath) {
+    const file = path.resolve(cwd, certPath);
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      throw new UsageError(`DB_SSL_CERT_PATH: no CA certificate file at ${file}.`);
+    }
+    ssl.ca = fs.readFileSync(file, 'utf8');
+  }
+  return ssl;
+}
+
+function readBoolean(env: NodeJS.ProcessEnv, variable: string): boolean | undefined {
+  const raw = env[variable]?.trim().toLowerCase();
+  if (!raw) return undefined;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new UsageError(`${variable} must be true or false, got "${env[variable]}".`);
+}
+
+function readDirectory(env: NodeJS.ProcessEnv, cwd: string, variable: string, fallback: string, mustExist: boolean): string {
+  const configured = env[variable]?.trim();
+  const dir = path.resolve(cwd, configured || fallback);
+  if (mustExist && !(fs.existsSync(dir) && fs.statSync(dir).isDirectory())) {
+    throw new UsageError(
+      `${configured ? variable : `${variable} (default ${fallback})`}: the migrations directory ${dir} does not exist.`,
+    );
+  }
+  return dir;
+}
+
+function readPositiveInt(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  return parseConcurrency(raw, variable);
+}
+
+/** Parses a concurrency value (an env variable or `--concurrency`): a whole number from 1 to 256. */
+export function parseConcurrency(raw: string, source: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < 1 || n > 256) {
+    throw new UsageError(`${source} must be a whole number from 1 to 256, got "${raw}".`);
+  }
+  return n;
+}

@@ -1,0 +1,136 @@
+/**
+ * Opening the database: one Knex pool for the whole run (never one per tenant), a connect timeout
+ * so an unreachable server fails in seconds, and connection errors that never show the password.
+ */
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { CONNECT_TIMEOUT_MS, type Config, type ConnectionLabel, type ConnectionSettings } from '../config/load-config.ts';
+import { ConnectionError, UsageError } from '../errors.ts';
+
+// Return int8 (count(*), bigint ids) as JS numbers: our counts are far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export interface Database {
+  knex: Knex;
+  label: ConnectionLabel;
+  /** Destroys the pool (and stops the embedded server when one was started). */
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Most connections the pool may hold at once. */
+  poolSize?: number;
+}
+
+/** The Knex configuration for a connection: what knexfile.ts and the CLI both use. */
+export function knexConfig(connection: ConnectionSettings, poolSize = 5): Knex.Config {
+  return {
+    client: 'pg',
+    connection: { ...connection, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenant-migrate' },
+    pool: { min: 0, max: poolSize },
+    acquireConnectionTimeout: 60_000,
+  };
+}
+
+/**
+ * Opens the configured database and checks that it answers, so that a bad host, password or
+ * certificate is reported once, clearly, before any work starts.
+ *
+ * @example
+ *   const db = await openDatabase(loadConfig(), { poolSize: 5 });
+ *   try { await db.knex.raw('select 1'); } finally { await db.close(); }
+ */
+export async function openDatabase(config: Config, options: OpenOptions = {}): Promise<Database> {
+  let connection = config.connection;
+  let stopServer: (() => Promise<void>) | undefined;
+  if (config.embedded) {
+    const { startPersistentEmbedded } = await import('../embedded/pglite-server.ts');
+    const server = await startPersistentEmbedded();
+    connection = server.connection;
+    stopServer = server.stop;
+  }
+  if (!connection) {
+    throw new UsageError('No database configured: set DATABASE_URL or the DB_* variables.');
+  }
+  const knex = knexFactory(knexConfig(connection, options.poolSize ?? 5));
+  const label = labelOf(connection);
+  const close = async () => {
+    await knex.destroy();
+    await stopServer?.();
+  };
+  try {
+    await knex.raw('select 1');
+  } catch (error) {
+    await close();
+    throw connectionError(label, error);
+  }
+  return { knex, label, close };
+}
+
+/** Wraps an existing Knex instance (library callers bring their own). */
+export function databaseFromKnex(knex: Knex): Database {
+  const settings = (knex.client.config.connection ?? {}) as Partial<ConnectionSettings>;
+  return {
+    knex,
+    label: {
+      host: settings.host ?? 'localhost',
+      port: Number(settings.port ?? 5432),
+      database: settings.database ?? '',
+      user: settings.user ?? '',
+    },
+    close: async () => {},
+  };
+}
+
+export function labelOf(connection: ConnectionSettings): ConnectionLabel {
+  const { host, port, database, user } = connection;
+  return { host, port, database, user };
+}
+
+/** "host:port, database "x", user "y"": how every connection message names the server. */
+export function describeConnection(label: ConnectionLabel): string {
+  return `${label.host}:${label.port}, database "${label.database}", user "${label.user}"`;
+}
+
+/**
+ * A ConnectionError that says where we tried to connect and what the server (or the network)
+ * answered: refused, timed out, unknown host, bad password, missing database, TLS refused.
+ */
+export function connectionError(label: ConnectionLabel, error: unknown): ConnectionError {
+  return new ConnectionError(`Cannot connect to PostgreSQL at ${describeConnection(label)}: ${reasonOf(error)}`, {
+    cause: error,
+  });
+}
+
+function reasonOf(error: unknown): string {
+  const err = error as { code?: string; message?: string; errors?: unknown[] } | undefined;
+  // AggregateError (IPv4 + IPv6 both refused) carries an empty message; use its first member.
+  if (err && !err.message && Array.isArray(err.errors) && err.errors.length > 0) return reasonOf(err.errors[0]);
+  const message = err?.message ?? String(error);
+  switch (err?.code) {
+    case 'ECONNREFUSED':
+      return `connection refused (is PostgreSQL running and listening there?) [${message}]`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `unknown host [${message}]`;
+    case 'ETIMEDOUT':
+      return `timed out [${message}]`;
+    case '28P01':
+    case '28000':
+      return `login refused: ${message}`;
+    case '3D000':
+      return `${message} (create it first, e.g. createdb)`;
+    default:
+      if (/timeout/i.test(message)) return `timed out after ${CONNECT_TIMEOUT_MS / 1000}s [${message}]`;
+      if (/certificate|self.signed|SSL|TLS/i.test(message)) return `TLS refused: ${message} (check DB_SSL_CERT_PATH / DB_SSL_REJECT_UNAUTHORIZED)`;
+      return message;
+  }
+}
+
+/** True for errors that mean "could not reach or log in to the server" rather than "a query failed". */
+export function isConnectionFailure(error: unknown): boolean {
+  const err = error as { code?: string; message?: string } | undefined;
+  if (!err) return false;
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '28P01', '28000', '3D000'].includes(err.code ?? '')) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|self.signed|certificate|does not support SSL/i.test(err.message ?? '');
+}
