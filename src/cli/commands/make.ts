@@ -1,0 +1,25 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load-config.ts';
+import { makeMigration } from '../../migration/make-migration.ts';
+import type { Register } from '../register.ts';
+
+export const registerMakeCommands: Register = (program: Command, run) => {
+  for (const tree of ['master', 'tenant'] as const) {
+    program
+      .command(`migrate:make:${tree}`)
+      .description(`create a timestamped TypeScript migration in the ${tree} directory`)
+      .argument('<name>', 'what the migration does, e.g. add_nickname')
+      .option('--json', 'print the result as JSON on stdout')
+      .action((name: string, flags: { json?: boolean }) =>
+        run(`migrate:make:${tree}`, flags, async (output) => {
+          const config = loadConfig({ requireDatabase: false });
+          const file = makeMigration(tree === 'master' ? config.masterMigrationsDir : config.tenantMigrationsDir, name);
+          const shown = path.relative(process.cwd(), file);
+          if (output.json) output.document({ command: `migrate:make:${tree}`, ok: true, file: shown });
+          else output.info(`Created ${shown}`);
+          return 0;
+        }),
+      );
+  }
+};

@@ -1,0 +1,79 @@
+import { Option, type Command } from 'commander';
+import type { FleetResult } from '../../report/results.ts';
+import { migrateTenants } from '../../tenants/migrate-tenants.ts';
+import type { TenantCommandOptions } from '../../tenants/options.ts';
+import { provisionTenant } from '../../tenants/provision.ts';
+import { rollbackTenants } from '../../tenants/rollback-tenants.ts';
+import { withDatabase } from '../context.ts';
+import { fleetProgress, fleetSummaryLine, type Output } from '../output.ts';
+import type { Register } from '../register.ts';
+
+interface FleetFlags {
+  json?: boolean;
+  concurrency?: string;
+  continueOnError?: boolean;
+  tenant?: string[];
+  all?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function fleetOptions(command: Command, withTenantFilter = true): Command {
+  command
+    .option('--concurrency <n>', 'tenants worked on at once (default TENANT_CONCURRENCY or 4)')
+    .option('--continue-on-error', 'keep starting tenants after one fails (default: stop starting new ones)')
+    .option('--json', 'print exactly one JSON document on stdout');
+  if (withTenantFilter) command.addOption(new Option('--tenant <orgId>', 'only this tenant (repeatable)').argParser(collect));
+  return command;
+}
+
+export const registerTenantCommands: Register = (program: Command, run) => {
+  fleetOptions(
+    program
+      .command('provision:tenant')
+      .description("create each org's schema, apply every tenant migration and register it (atomic, idempotent)")
+      .argument('<orgId...>', 'Clerk org ids, e.g. org_2abc123def456'),
+    false,
+  ).action((orgIds: string[], flags: FleetFlags) =>
+    run('provision:tenant', flags, (output) =>
+      runFleetCommand(output, flags, 'provision', (knex, options) => provisionTenant(knex, orgIds, options)),
+    ),
+  );
+
+  fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant')).action(
+    (flags: FleetFlags) => run('migrate:tenants', flags, (output) => runFleetCommand(output, flags, 'migrate', migrateTenants)),
+  );
+
+  fleetOptions(program.command('rollback:tenants').description("undo each tenant's last batch (or all with --all)"))
+    .option('--all', 'undo every tenant migration')
+    .action((flags: FleetFlags) =>
+      run('rollback:tenants', flags, (output) =>
+        runFleetCommand(output, flags, 'rollback', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all })),
+      ),
+    );
+};
+
+type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions) => Promise<FleetResult>;
+
+async function runFleetCommand(output: Output, flags: FleetFlags, label: string, call: FleetCall): Promise<number> {
+  return withDatabase(flags, async (db, config, concurrency) => {
+    const progress = fleetProgress(output, label);
+    let result: FleetResult;
+    try {
+      result = await call(db.knex, {
+        directory: config.tenantMigrationsDir,
+        concurrency,
+        continueOnError: flags.continueOnError,
+        tenants: flags.tenant,
+        onStart: (total) => progress.start(total),
+        onTenantDone: (tenant) => progress.tenantDone(tenant),
+        onWarning: output.warn,
+      });
+    } finally {
+      progress.stop();
+    }
+    if (output.json) output.document(result);
+    else output.info(fleetSummaryLine(result));
+    return result.ok ? 0 : 1;
+  });
+}

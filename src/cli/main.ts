@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The CLI: registers commands and owns the only `process.exit`. Every command body lives in a
+ * library function; commands/ only translate flags and print results.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { UsageError } from '../errors.ts';
+import { registerMakeCommands } from './commands/make.ts';
+import { registerMasterCommands } from './commands/master.ts';
+import { registerStatusCommand } from './commands/status.ts';
+import { registerTenantCommands } from './commands/tenants.ts';
+import { handleError } from './handle-error.ts';
+import { createOutput } from './output.ts';
+import type { RunCommand } from './register.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const run: RunCommand = async (command, flags, body) => {
+    const output = createOutput(Boolean(flags.json));
+    try {
+      exitCode = await body(output);
+    } catch (error) {
+      exitCode = handleError(error, output, command);
+    }
+  };
+
+  const program = new Command('tenant-migrate')
+    .description('Schema-per-tenant migrations for PostgreSQL, on Knex')
+    .showHelpAfterError('(run tenant-migrate --help for usage)')
+    .exitOverride();
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand]) {
+    register(program, run);
+  }
+  for (const command of program.commands) command.exitOverride();
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with code 0; every other parse problem is bad usage.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    return handleError(error, createOutput(false), 'tenant-migrate');
+  }
+  if (program.args.length === 0 && argv.length <= 2) {
+    program.outputHelp();
+    return 2;
+  }
+  return exitCode;
+}
+
+// Run when executed directly (tsx src/cli/main.ts, or the bin); importing main() has no side effect.
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof UsageError ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,142 @@
+/**
+ * How results reach the user. `--json`: exactly one JSON document on stdout, everything else on
+ * stderr. Otherwise: a live progress line on a terminal (cli-progress), plain lines without one,
+ * and a short summary at the end.
+ */
+import cliProgress from 'cli-progress';
+import pc from 'picocolors';
+import type { FleetResult, MasterResult, StatusResult, TenantResult } from '../report/results.ts';
+
+export interface Output {
+  json: boolean;
+  /** Human-readable line (stdout, or stderr under --json). */
+  info(line: string): void;
+  warn(line: string): void;
+  /** The one JSON document of a --json run. */
+  document(value: unknown): void;
+}
+
+export function createOutput(json: boolean): Output {
+  const human = json ? process.stderr : process.stdout;
+  return {
+    json,
+    info: (line) => human.write(`${line}\n`),
+    warn: (line) => process.stderr.write(`${pc.yellow('warning')} ${line}\n`),
+    document: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+  };
+}
+
+const ICON: Record<TenantResult['status'], string> = {
+  migrated: pc.green('✔'),
+  provisioned: pc.green('✔'),
+  'rolled-back': pc.cyan('↩'),
+  'up-to-date': pc.dim('='),
+  failed: pc.red('✘'),
+  skipped: pc.dim('-'),
+};
+
+/** One tenant's line: what happened to it, and the migrations or the error. */
+export function tenantLine(result: TenantResult): string {
+  const what =
+    result.status === 'failed'
+      ? pc.red(`failed: ${result.error ?? ''}`)
+      : result.status === 'up-to-date' && result.migrations.length === 0
+        ? 'up to date'
+        : `${result.status}${result.migrations.length > 0 ? `: ${result.migrations.join(', ')}` : ''}`;
+  return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}`;
+}
+
+/**
+ * Progress for a fleet command: a live bar on a terminal; otherwise one plain line per tenant that
+ * changed or failed (up-to-date tenants are only counted, so 10,000 of them stay quiet).
+ */
+export function fleetProgress(output: Output, label: string) {
+  const live = Boolean(process.stderr.isTTY);
+  let bar: cliProgress.SingleBar | undefined;
+  let failed = 0;
+  const started = Date.now();
+  return {
+    start(total: number) {
+      if (!live || total === 0) return;
+      bar = new cliProgress.SingleBar(
+        {
+          stream: process.stderr,
+          format: `${label} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}`,
+          hideCursor: true,
+          clearOnComplete: true,
+          etaBuffer: 50,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { failed: 0, rate: '0' });
+    },
+    tenantDone(result: TenantResult) {
+      if (result.status === 'failed') failed += 1;
+      const quiet = result.status === 'up-to-date' || result.status === 'skipped';
+      if (bar) {
+        const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+        const value = bar.getProgress() * bar.getTotal() + 1;
+        bar.increment(1, { failed, rate: (value / seconds).toFixed(1) });
+        if (result.status === 'failed') {
+          bar.stop();
+          output.info(tenantLine(result));
+          bar.start(bar.getTotal(), value, { failed, rate: (value / seconds).toFixed(1) });
+        }
+      } else if (!quiet) {
+        output.info(tenantLine(result));
+      }
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+const SUMMARY_WORDS: [keyof FleetResult['summary'], string][] = [
+  ['provisioned', 'provisioned'],
+  ['migrated', 'migrated'],
+  ['rolledBack', 'rolled back'],
+  ['upToDate', 'up to date'],
+  ['failed', 'failed'],
+  ['skipped', 'skipped (not started after the first failure; use --continue-on-error to go on)'],
+];
+
+export function fleetSummaryLine(result: FleetResult): string {
+  const { summary } = result;
+  const parts = SUMMARY_WORDS.filter(([key]) => summary[key]).map(([key, words]) => `${summary[key]} ${words}`);
+  const text = `${result.command}: ${summary.total} tenant${summary.total === 1 ? '' : 's'}${parts.length ? ` — ${parts.join(', ')}` : ''} (${summary.ms} ms)`;
+  return result.ok ? pc.green(text) : pc.red(text);
+}
+
+export function masterLines(result: MasterResult): string[] {
+  if (!result.ok) return [pc.red(`✘ ${result.command} failed: ${result.error ?? ''}`)];
+  if (result.migrations.length === 0) {
+    return [`${result.command}: ${result.command === 'migrate:master' ? 'already up to date' : 'nothing to roll back'} (${result.ms} ms)`];
+  }
+  const verb = result.command === 'migrate:master' ? 'applied' : 'rolled back';
+  return [
+    pc.green(`${result.command}: ${verb} ${result.migrations.length} migration${result.migrations.length === 1 ? '' : 's'} in public (${result.ms} ms)`),
+    ...result.migrations.map((name) => `  ${name}`),
+  ];
+}
+
+export function statusLines(status: StatusResult): string[] {
+  const { master, tenants } = status;
+  const lines = [
+    `Master (public): ${master.applied} applied, ${master.pending.length} pending${master.pending.length ? `: ${master.pending.join(', ')}` : ''}`,
+  ];
+  if (master.missingFiles.length) lines.push(pc.red(`  applied but missing their file: ${master.missingFiles.join(', ')}`));
+  lines.push(`Tenants: ${tenants.total} registered — ${tenants.upToDate} up to date, ${tenants.behind} behind`);
+  for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(44)} ${count}`);
+  if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
+  if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
+  if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));
+  if (status.missingSchemas.length) lines.push(pc.red(`Missing schemas (registered, not in the database): ${preview(status.missingSchemas)}`));
+  lines.push(status.ok ? pc.green('Everything is up to date.') : pc.yellow('Something is pending or drifted (status --check exits 1).'));
+  return lines;
+}
+
+/** At most 20 names, then a count: a status of 10,000 tenants must stay readable. */
+function preview(names: readonly string[]): string {
+  return names.length <= 20 ? names.join(', ') : `${names.slice(0, 20).join(', ')} … and ${names.length - 20} more (see --json)`;
+}

@@ -1,0 +1,17 @@
+/**
+ * tenant-migrate's library API: every CLI command is one of these functions, returning the same
+ * object the command prints with `--json`.
+ */
+export { migrateMaster, rollbackMaster, type MasterOptions } from './master/master.ts';
+export { provisionTenant } from './tenants/provision.ts';
+export { migrateTenants } from './tenants/migrate-tenants.ts';
+export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenants.ts';
+export { getStatus, type StatusOptions } from './status/get-status.ts';
+export { withTenant } from './tenants/with-tenant.ts';
+export { tenantSchemaName, validateOrgIds, ORG_ID_RULE } from './tenants/naming.ts';
+export { makeMigration } from './migration/make-migration.ts';
+export { loadConfig, type Config } from './config/load-config.ts';
+export { openDatabase, type Database } from './db/connection.ts';
+export { UsageError, ConnectionError, MigrationError } from './errors.ts';
+export type { TenantCommandOptions } from './tenants/options.ts';
+export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

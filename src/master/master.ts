@@ -1,0 +1,81 @@
+/**
+ * The master tree: shared tables in `public`, one transaction per run, under the same advisory lock
+ * scheme as tenants (no Knex lock row), with bookkeeping in `public.knex_migrations` so the stock
+ * `knex` CLI agrees with us.
+ */
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { describeError } from '../migration/describe-error.ts';
+import { runSchema, StepError, type SchemaRun } from '../migration/run-schema.ts';
+import { directorySource } from '../migration/source.ts';
+import type { MasterResult } from '../report/results.ts';
+import { ensureRegistry } from '../tenants/registry.ts';
+
+export interface MasterOptions {
+  /** The master migrations directory. Defaults to `migrations/master`. */
+  directory?: string;
+  onWarning?(message: string): void;
+}
+
+/**
+ * Applies pending master migrations to `public`, after making sure the registry exists (the master
+ * tree may add columns to it).
+ *
+ * @example
+ *   const result = await migrateMaster(knex, { directory: 'migrations/master' });
+ *   result.migrations; // ['20260101000000_enable_vector.ts', …]
+ */
+export async function migrateMaster(knex: Knex, options: MasterOptions = {}): Promise<MasterResult> {
+  await ensureRegistry(knex);
+  return runMaster(knex, 'migrate:master', { direction: 'up' }, options);
+}
+
+/**
+ * Undoes the newest master batch, or every batch with `all`.
+ *
+ * @example
+ *   await rollbackMaster(knex, { all: true });
+ */
+export async function rollbackMaster(knex: Knex, options: MasterOptions & { all?: boolean } = {}): Promise<MasterResult> {
+  return runMaster(knex, 'rollback:master', { direction: 'down', all: options.all ?? false }, options);
+}
+
+async function runMaster(
+  knex: Knex,
+  command: MasterResult['command'],
+  intent: Pick<SchemaRun, 'direction' | 'all'>,
+  options: MasterOptions,
+): Promise<MasterResult> {
+  const started = performance.now();
+  const source = directorySource(path.resolve(options.directory ?? 'migrations/master'));
+  const warnings: string[] = [];
+  const base = { command, schema: 'public' as const };
+  const ms = () => Math.round(performance.now() - started);
+  try {
+    const { plan } = await runSchema(knex, {
+      schema: 'public',
+      source,
+      ...intent,
+      onWarning: (message) => {
+        warnings.push(message);
+        options.onWarning?.(message);
+      },
+    });
+    const changed = intent.direction === 'up' ? 'migrated' : 'rolled-back';
+    return {
+      ...base,
+      ok: true,
+      status: plan.steps.length > 0 ? changed : 'up-to-date',
+      migrations: plan.steps,
+      ...(warnings.length > 0 ? { warnings } : {}),
+      ms: ms(),
+    };
+  } catch (error) {
+    const message =
+      error instanceof StepError
+        ? `public: migration ${error.migration} (${error.direction}) failed: ${describeError(error.cause)}`
+        : `public: ${describeError(error)}`;
+    if (!(error instanceof StepError) && !(error instanceof Error && error.name === 'PlanError')) throw error;
+    return { ...base, ok: false, status: 'failed', migrations: [], error: message, ms: ms() };
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Per-schema bookkeeping in Knex's own format (`knex_migrations` and `knex_migrations_lock`), so the
+ * stock Knex migrator can read any tenant's state. tenant-migrate never uses the lock row: it locks
+ * with advisory locks, which a crash cannot leave behind.
+ */
+import type { Knex } from 'knex';
+import type { AppliedMigration } from './plan.ts';
+
+export const MIGRATIONS_TABLE = 'knex_migrations';
+export const MIGRATIONS_LOCK_TABLE = 'knex_migrations_lock';
+
+/** Creates both tables in `schema` when missing (call under the schema's advisory lock). */
+export async function ensureBookkeeping(trx: Knex.Transaction | Knex, schema: string): Promise<void> {
+  const { rows } = await trx.raw<{ rows: { exists: boolean }[] }>('select to_regclass(?) is not null as exists', [
+    `"${schema}".${MIGRATIONS_TABLE}`,
+  ]);
+  if (rows[0]?.exists) return;
+  await createBookkeeping(trx, schema);
+}
+
+/** Creates both tables unconditionally (a brand-new schema has neither). Same DDL as Knex's. */
+export async function createBookkeeping(trx: Knex.Transaction | Knex, schema: string): Promise<void> {
+  await trx.raw(
+    `create table if not exists ??.?? (id serial primary key, name varchar(255), batch integer, migration_time timestamptz);
+     create table if not exists ??.?? ("index" serial primary key, is_locked integer);
+     insert into ??.?? (is_locked) select 0 where not exists (select 1 from ??.??)`,
+    [schema, MIGRATIONS_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE],
+  );
+}
+
+export async function readApplied(trx: Knex.Transaction | Knex, schema: string): Promise<AppliedMigration[]> {
+  return (await trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id')) as AppliedMigration[];
+}
+
+/** Records migrations as applied, in one statement. */
+export async function recordApplied(trx: Knex.Transaction | Knex, schema: string, names: readonly string[], batch: number): Promise<void> {
+  if (names.length === 0) return;
+  await trx
+    .withSchema(schema)
+    .into(MIGRATIONS_TABLE)
+    .insert(names.map((name) => ({ name, batch, migration_time: new Date() })));
+}
+
+/** Forgets rolled-back migrations, in one statement. */
+export async function forgetApplied(trx: Knex.Transaction | Knex, schema: string, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  await trx.withSchema(schema).from(MIGRATIONS_TABLE).whereIn('name', [...names]).delete();
+}

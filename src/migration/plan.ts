@@ -1,0 +1,87 @@
+/**
+ * The pure part of migrating: from the files on disk and what a schema has applied, decide what to
+ * run — or refuse, with a message that says what to do. No database access here, so the same plan
+ * serves migrate, rollback, status and tests.
+ */
+export interface AppliedMigration {
+  name: string;
+  batch: number;
+}
+
+export interface Plan {
+  direction: 'up' | 'down';
+  /** Migration names in the order they run. */
+  steps: string[];
+  /** The batch number the steps are recorded under (up) or removed from (down). */
+  batch: number;
+}
+
+export class PlanError extends Error {
+  override readonly name = 'PlanError';
+}
+
+/**
+ * Pending migrations, oldest first.
+ *
+ * @throws PlanError when an applied migration's file is gone, or when a pending file sorts before
+ *   the newest applied one (it would run out of order).
+ */
+export function planUp(files: readonly string[], applied: readonly AppliedMigration[]): Plan {
+  const known = new Set(files);
+  const missing = applied.filter((row) => !known.has(row.name)).map((row) => row.name);
+  if (missing.length > 0) {
+    throw new PlanError(
+      `applied migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'have' : 'has'} no file in the migrations directory — restore the file (was it renamed or deleted?), never edit knex_migrations by hand`,
+    );
+  }
+  const done = new Set(applied.map((row) => row.name));
+  const steps = files.filter((name) => !done.has(name));
+  const newestApplied = applied.reduce<string | undefined>((max, row) => (max === undefined || row.name > max ? row.name : max), undefined);
+  const early = newestApplied === undefined ? [] : steps.filter((name) => name < newestApplied);
+  if (early.length > 0) {
+    throw new PlanError(
+      `${early.join(', ')} ${early.length > 1 ? 'are' : 'is'} pending but sort${early.length > 1 ? '' : 's'} before the already applied ${newestApplied} — a new migration must have a name (timestamp) that comes after the last applied one; rename it with migrate:make`,
+    );
+  }
+  return { direction: 'up', steps, batch: maxBatch(applied) + 1 };
+}
+
+/**
+ * What a rollback undoes: the newest batch (or every batch with `all`), newest first.
+ *
+ * @throws PlanError when a migration to undo has no file any more.
+ */
+export function planDown(files: readonly string[], applied: readonly AppliedMigration[], all: boolean): Plan {
+  const batch = maxBatch(applied);
+  const steps = applied
+    .filter((row) => all || row.batch === batch)
+    .map((row) => row.name)
+    .sort()
+    .reverse();
+  const known = new Set(files);
+  const missing = steps.filter((name) => !known.has(name));
+  if (missing.length > 0) {
+    throw new PlanError(`cannot roll back ${missing.join(', ')}: no such file in the migrations directory — restore it first`);
+  }
+  return { direction: 'down', steps, batch };
+}
+
+/** What the registry records of a schema: its newest applied migration and how many are applied. */
+export interface AppliedState {
+  version: string | null;
+  count: number;
+}
+
+/** The applied state after `steps` of a plan have run. */
+export function stateAfter(plan: Plan, applied: readonly AppliedMigration[], steps: readonly string[] = plan.steps): AppliedState {
+  const names = new Set(applied.map((row) => row.name));
+  for (const step of steps) {
+    if (plan.direction === 'up') names.add(step);
+    else names.delete(step);
+  }
+  return { version: [...names].sort().at(-1) ?? null, count: names.size };
+}
+
+function maxBatch(applied: readonly AppliedMigration[]): number {
+  return applied.reduce((max, row) => Math.max(max, row.batch), 0);
+}

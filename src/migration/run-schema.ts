@@ -1,0 +1,193 @@
+/**
+ * The executor: applies (or undoes) one schema's plan. Lock, DDL and bookkeeping share one
+ * transaction on one connection, so a schema ends fully at the new version or untouched — even if
+ * the process is killed mid-run. Used for every tenant and for the master tree (`public`).
+ */
+import knexFactory, { type Knex } from 'knex';
+import { schemaLockKey } from '../db/advisory-lock.ts';
+import { ensureBookkeeping, forgetApplied, readApplied, recordApplied } from './bookkeeping.ts';
+import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
+import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
+
+export interface SchemaRun {
+  schema: string;
+  source: MigrationSource;
+  direction: 'up' | 'down';
+  /** With `down`: undo every batch instead of the newest. */
+  all?: boolean;
+  /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
+  prepare?(trx: Knex.Transaction): Promise<void>;
+  /** Runs after the bookkeeping of each transaction, with the schema's applied state then. */
+  finish?(trx: Knex.Transaction, state: AppliedState): Promise<void>;
+  onWarning?(message: string): void;
+}
+
+export interface SchemaRunResult {
+  plan: Plan;
+}
+
+/** A migration that failed, named; the database's error is the cause. */
+export class StepError extends Error {
+  override readonly name = 'StepError';
+  constructor(
+    readonly migration: string,
+    readonly direction: 'up' | 'down',
+    override readonly cause: unknown,
+  ) {
+    super(`${migration} (${direction}) failed`, { cause });
+  }
+}
+
+/** Thrown inside the one-transaction path when the plan holds a `transaction: false` migration. */
+class NeedsSeparateSteps extends Error {}
+
+/**
+ * Runs a schema's plan. Common case: one transaction holding `pg_advisory_xact_lock`; released by
+ * PostgreSQL at commit, rollback or disconnect. A plan with a `transaction: false` migration goes
+ * through {@link runInSegments} instead.
+ */
+export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
+  try {
+    return await knex.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?, ?)', schemaLockKey(run.schema));
+      const { plan, applied } = await readPlan(trx, run);
+      const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
+      if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
+      await runSteps(trx, run, plan.steps, modules);
+      await record(trx, run, plan, plan.steps);
+      if (plan.steps.length > 0) await run.finish?.(trx, stateAfter(plan, applied));
+      return { plan };
+    });
+  } catch (error) {
+    if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
+    throw error;
+  }
+}
+
+/** Prepare, point search_path at the schema, and plan from what the schema has applied. */
+async function readPlan(trx: Knex.Transaction, run: SchemaRun): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
+  await run.prepare?.(trx);
+  await setLocalSearchPath(trx, run.schema);
+  await ensureBookkeeping(trx, run.schema);
+  const applied = await readApplied(trx, run.schema);
+  const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.all ?? false);
+  return { plan, applied };
+}
+
+/**
+ * `SET LOCAL`: the path ends with the transaction, so a pooled connection never carries one tenant's
+ * path into another's query. `public` second, so extension types installed there (pgvector's
+ * `vector`) resolve.
+ */
+export async function setLocalSearchPath(trx: Knex.Transaction, schema: string): Promise<void> {
+  if (schema === 'public') await trx.raw('set local search_path to public');
+  else await trx.raw('set local search_path to ??, public', [schema]);
+}
+
+async function runSteps(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
+  for (const [i, name] of names.entries()) {
+    const module = modules[i]!;
+    const step = run.direction === 'up' ? module.up : module.down;
+    if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
+    try {
+      await step.call(module, knex);
+    } catch (error) {
+      throw new StepError(name, run.direction, error);
+    }
+  }
+}
+
+async function record(trx: Knex.Transaction, run: SchemaRun, plan: Plan, names: readonly string[]): Promise<void> {
+  if (plan.direction === 'up') await recordApplied(trx, run.schema, names, plan.batch);
+  else await forgetApplied(trx, run.schema, names);
+}
+
+/**
+ * The opt-out path: a session advisory lock on one pinned connection for the whole plan; runs of
+ * transactional migrations share a transaction; each `transaction: false` migration runs alone
+ * (e.g. `CREATE INDEX CONCURRENTLY`), with its bookkeeping written right after it succeeds.
+ */
+async function runInSegments(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
+  const connection: unknown = await knex.client.acquireConnection();
+  const key = schemaLockKey(run.schema);
+  try {
+    await knex.raw('select pg_advisory_lock(?, ?)', key).connection(connection);
+    try {
+      return await runSegmentsLocked(knex, connection, run);
+    } finally {
+      await knex.raw('select pg_advisory_unlock(?, ?)', key).connection(connection);
+    }
+  } finally {
+    await knex.client.releaseConnection(connection);
+  }
+}
+
+async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun): Promise<SchemaRunResult> {
+  const onConnection = <T>(fn: (trx: Knex.Transaction) => Promise<T>) => knex.transaction(fn, { connection });
+  let applied: AppliedMigration[] = [];
+  let plan!: Plan;
+  const modules: MigrationModule[] = [];
+  await onConnection(async (trx) => {
+    ({ plan, applied } = await readPlan(trx, run));
+    modules.push(...(await Promise.all(plan.steps.map((name) => run.source.load(name)))));
+    // Commit what prepare did (e.g. the new schema) before the first step that cannot share it.
+  });
+  const done: string[] = [];
+  const progress = (): Plan => ({ ...plan, steps: [...done] });
+  for (const segment of segmentsOf(plan.steps, modules)) {
+    if (segment.transactional) {
+      await onConnection(async (trx) => {
+        await setLocalSearchPath(trx, run.schema);
+        await runSteps(trx, run, segment.names, segment.modules);
+        await record(trx, run, plan, segment.names);
+        await run.finish?.(trx, stateAfter(plan, applied, [...done, ...segment.names]));
+      });
+    } else {
+      const name = segment.names[0]!;
+      run.onWarning?.(
+        `${name} has config.transaction = false: it runs alone, outside ${run.schema}'s transaction; if it fails, the migrations before it stay applied.`,
+      );
+      await runAlone(knex, run, segment.names, segment.modules);
+      await onConnection(async (trx) => {
+        await record(trx, run, plan, segment.names);
+        await run.finish?.(trx, stateAfter(plan, applied, [...done, ...segment.names]));
+      });
+    }
+    done.push(...segment.names);
+  }
+  return { plan: progress() };
+}
+
+/** Runs a migration on a connection of its own, with the schema's search_path, outside any transaction. */
+async function runAlone(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
+  const searchPath = run.schema === 'public' ? ['public'] : [run.schema, 'public'];
+  const alone = knexFactory({ ...knex.client.config, pool: { min: 0, max: 1 }, searchPath });
+  try {
+    await runSteps(alone, run, names, modules);
+  } finally {
+    await alone.destroy();
+  }
+}
+
+interface Segment {
+  transactional: boolean;
+  names: string[];
+  modules: MigrationModule[];
+}
+
+/** Groups consecutive transactional migrations; every `transaction: false` one stands alone. */
+function segmentsOf(names: readonly string[], modules: readonly MigrationModule[]): Segment[] {
+  const segments: Segment[] = [];
+  for (const [i, name] of names.entries()) {
+    const module = modules[i]!;
+    const transactional = isTransactional(module);
+    const last = segments.at(-1);
+    if (transactional && last?.transactional) {
+      last.names.push(name);
+      last.modules.push(module);
+    } else {
+      segments.push({ transactional, names: [name], modules: [module] });
+    }
+  }
+  return segments;
+}

@@ -1,0 +1,80 @@
+/**
+ * Where migrations come from: a directory of Knex-format modules (`up`, `down`, optional
+ * `config.transaction`). Names are listed once per directory and modules imported once per process,
+ * and only when a migration actually has to run — a run with nothing pending imports nothing.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Knex } from 'knex';
+import { UsageError } from '../errors.ts';
+
+export interface MigrationModule {
+  up(knex: Knex): Promise<unknown>;
+  down?(knex: Knex): Promise<unknown>;
+  /** `{ transaction: false }` runs the migration alone, outside the tenant's transaction. */
+  config?: { transaction?: boolean };
+}
+
+export interface MigrationSource {
+  directory: string;
+  /** File names (with extension), sorted: the order migrations apply in. */
+  names: readonly string[];
+  load(name: string): Promise<MigrationModule>;
+}
+
+const MIGRATION_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
+
+/** Lists a migrations directory. Declaration files and dotfiles are not migrations. */
+export function listMigrationNames(directory: string): string[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(directory, { withFileTypes: true });
+  } catch {
+    throw new UsageError(`The migrations directory ${directory} does not exist or cannot be read.`);
+  }
+  return entries
+    .filter((entry) => entry.isFile() && MIGRATION_FILE.test(entry.name) && !/\.d\.[mc]?ts$/.test(entry.name) && !entry.name.startsWith('.'))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/**
+ * A migration source over a directory.
+ *
+ * @example
+ *   const source = directorySource('migrations/tenant');
+ *   source.names; // ['20260101000000_org_users.ts', …]
+ *   const migration = await source.load(source.names[0]);
+ */
+export function directorySource(directory: string): MigrationSource {
+  const names = listMigrationNames(directory);
+  const loaded = new Map<string, Promise<MigrationModule>>();
+  return {
+    directory,
+    names,
+    load(name) {
+      let module = loaded.get(name);
+      if (!module) {
+        module = importMigration(path.join(directory, name));
+        loaded.set(name, module);
+      }
+      return module;
+    },
+  };
+}
+
+async function importMigration(file: string): Promise<MigrationModule> {
+  const imported = (await import(pathToFileURL(file).href)) as Partial<MigrationModule> & { default?: Partial<MigrationModule> };
+  // Accept both `export async function up` and `export default { up, down }` (and CommonJS).
+  const module = typeof imported.up === 'function' ? imported : imported.default;
+  if (!module || typeof module.up !== 'function') {
+    throw new UsageError(`${path.basename(file)} is not a migration: it must export an async function up(knex) (and down).`);
+  }
+  return module as MigrationModule;
+}
+
+/** Whether a migration runs inside the tenant's transaction (the default) or alone. */
+export function isTransactional(migration: MigrationModule): boolean {
+  return migration.config?.transaction !== false;
+}

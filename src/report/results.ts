@@ -1,0 +1,84 @@
+/**
+ * The result objects every command returns: the library returns them, `--json` prints them as they
+ * are, and the human output is rendered from them.
+ */
+export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'failed' | 'skipped' | 'provisioned';
+
+export interface TenantResult {
+  orgId: string;
+  schema: string;
+  status: TenantStatus;
+  /** Migrations applied (or undone, for rollbacks), in the order they ran. */
+  migrations: string[];
+  error?: string;
+  ms: number;
+}
+
+export interface FleetSummary {
+  total: number;
+  migrated?: number;
+  rolledBack?: number;
+  provisioned?: number;
+  upToDate?: number;
+  failed?: number;
+  skipped?: number;
+  ms: number;
+}
+
+export interface FleetResult {
+  command: 'migrate:tenants' | 'rollback:tenants' | 'provision:tenant';
+  ok: boolean;
+  summary: FleetSummary;
+  tenants: TenantResult[];
+  warnings?: string[];
+}
+
+export interface MasterResult {
+  command: 'migrate:master' | 'rollback:master';
+  ok: boolean;
+  schema: 'public';
+  status: 'migrated' | 'rolled-back' | 'up-to-date' | 'failed';
+  migrations: string[];
+  error?: string;
+  warnings?: string[];
+  ms: number;
+}
+
+export interface StatusResult {
+  master: { applied: number; pending: string[]; missingFiles: string[] };
+  tenants: {
+    total: number;
+    upToDate: number;
+    behind: number;
+    /** Newest applied migration → how many tenants are there, newest first. */
+    versions: { version: string | null; count: number }[];
+    behindOrgIds: string[];
+    /** Tenants whose newest applied migration has no file any more. */
+    missingFileOrgIds: string[];
+  };
+  /** `tid_…` schemas with no registry row. */
+  orphanSchemas: string[];
+  /** Registry rows whose schema does not exist. */
+  missingSchemas: string[];
+  /** True when nothing is pending or drifted: what `status --check` gates on. */
+  ok: boolean;
+}
+
+const SUMMARY_KEY: Record<TenantStatus, Exclude<keyof FleetSummary, 'total' | 'ms'>> = {
+  migrated: 'migrated',
+  'rolled-back': 'rolledBack',
+  provisioned: 'provisioned',
+  'up-to-date': 'upToDate',
+  failed: 'failed',
+  skipped: 'skipped',
+};
+
+/** Counts per status; zero counts are left out. */
+export function summarize(tenants: readonly TenantResult[], ms: number): FleetSummary {
+  const summary: FleetSummary = { total: tenants.length, ms };
+  for (const tenant of tenants) {
+    const key = SUMMARY_KEY[tenant.status];
+    summary[key] = (summary[key] ?? 0) + 1;
+  }
+  return summary;
+}

@@ -1,0 +1,74 @@
+/**
+ * Org ids and the schema names derived from them. An org id is data: it is validated here, bound as
+ * a parameter everywhere else, and only ever reaches SQL text through its hash.
+ */
+import { createHash } from 'node:crypto';
+import { UsageError } from '../errors.ts';
+
+export const SCHEMA_PREFIX = 'tid_';
+/** Matches every schema name tenant-migrate can produce; used to spot orphan schemas. */
+export const TENANT_SCHEMA_PATTERN = '^tid_[0-9a-f]{10}$';
+export const MAX_ORG_ID_LENGTH = 128;
+
+export const ORG_ID_RULE =
+  `an org id must be 1 to ${MAX_ORG_ID_LENGTH} characters with no whitespace and no control characters (e.g. org_2abc123def456)`;
+
+/**
+ * The schema that holds an organisation's tables: `tid_` + the first 10 hex characters of
+ * sha256(orgId).
+ *
+ * @example tenantSchemaName('org_2abc123def456') // → 'tid_' + 10 hex characters
+ */
+export function tenantSchemaName(orgId: string): string {
+  return SCHEMA_PREFIX + createHash('sha256').update(orgId, 'utf8').digest('hex').slice(0, 10);
+}
+
+/** Why an org id is refused, or undefined when it is acceptable. Org ids match exactly: no trimming. */
+export function orgIdProblem(orgId: string): string | undefined {
+  if (orgId.length === 0) return 'it is empty';
+  if (orgId.length > MAX_ORG_ID_LENGTH) return `it is ${orgId.length} characters long (at most ${MAX_ORG_ID_LENGTH})`;
+  // \s covers spaces, tabs, newlines and Unicode spaces; \p{Cc} covers NUL and every other control character.
+  if (/\s/u.test(orgId)) return 'it contains whitespace';
+  if (/\p{Cc}/u.test(orgId)) return 'it contains a control character';
+  return undefined;
+}
+
+/** Shows an org id safely in a message: control characters escaped, long ids shortened. */
+export function printableOrgId(orgId: string): string {
+  const shown = orgId.length > 40 ? `${orgId.slice(0, 40)}…` : orgId;
+  return JSON.stringify(shown);
+}
+
+/**
+ * Checks every org id of a call before anything is written; one bad id refuses them all.
+ * Returns the ids without repeats, in the order given.
+ *
+ * @throws UsageError listing each bad id and the rule.
+ */
+export function validateOrgIds(orgIds: readonly string[]): string[] {
+  if (orgIds.length === 0) throw new UsageError('No org id given: pass at least one, e.g. org_2abc123def456.');
+  const problems = orgIds
+    .map((orgId) => ({ orgId, problem: orgIdProblem(orgId) }))
+    .filter((entry): entry is { orgId: string; problem: string } => entry.problem !== undefined)
+    .map(({ orgId, problem }) => `${printableOrgId(orgId)}: ${problem}`);
+  if (problems.length > 0) {
+    throw new UsageError(`Invalid org id — ${problems.join('; ')}. Rule: ${ORG_ID_RULE}. Nothing was changed.`);
+  }
+  const unique = [...new Set(orgIds)];
+  const bySchema = new Map<string, string>();
+  for (const orgId of unique) {
+    const schema = tenantSchemaName(orgId);
+    const other = bySchema.get(schema);
+    if (other !== undefined) throw collisionError(orgId, other, schema);
+    bySchema.set(schema, orgId);
+  }
+  return unique;
+}
+
+/** Two org ids whose hashes share the first 10 hex characters cannot both have a schema. */
+export function collisionError(orgId: string, existingOrgId: string, schema: string): UsageError {
+  return new UsageError(
+    `Org id ${printableOrgId(orgId)} collides with ${printableOrgId(existingOrgId)}: both map to schema ${schema}. ` +
+      `${printableOrgId(orgId)} is refused; the tenant of ${printableOrgId(existingOrgId)} is untouched. Nothing was changed.`,
+  );
+}

@@ -1,0 +1,96 @@
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { UsageError } from '../errors.ts';
+import { runFleet } from '../fleet/run-fleet.ts';
+import { createBookkeeping } from '../migration/bookkeeping.ts';
+import { runSchema } from '../migration/run-schema.ts';
+import { directorySource, type MigrationSource } from '../migration/source.ts';
+import type { FleetResult } from '../report/results.ts';
+import { fleetResult } from './migrate-tenants.ts';
+import { collisionError, tenantSchemaName, validateOrgIds } from './naming.ts';
+import { collectWarnings, concurrencyOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { ensureRegistry, insertTenant, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
+
+/**
+ * Provisions organisations: for each org id, in ONE transaction, creates its schema, applies every
+ * tenant migration, writes the bookkeeping and registers it. Idempotent: an org that is already
+ * provisioned reports `up-to-date` (or `migrated` when it was brought to the newest migration).
+ * Every org id is checked — syntax, hash collisions, leftover schemas — before anything is written.
+ *
+ * @example
+ *   const result = await provisionTenant(knex, ['org_2abc123def456']);
+ *   result.tenants[0].status; // 'provisioned'
+ */
+export async function provisionTenant(
+  knex: Knex,
+  orgIds: readonly string[],
+  options: Omit<TenantCommandOptions, 'tenants'> = {},
+): Promise<FleetResult> {
+  const started = performance.now();
+  const wanted = validateOrgIds(orgIds);
+  const source = directorySource(path.resolve(tenantDirectoryOf(options)));
+  await ensureRegistry(knex);
+  const tenants = wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId), version: null, count: 0 }));
+  await refuseConflicts(knex, tenants);
+  const { warnings, warn } = collectWarnings(options);
+  options.onStart?.(tenants.length);
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, source, tenant, warn), {
+    concurrency: concurrencyOf(options),
+    continueOnError: options.continueOnError,
+    onTenantDone: options.onTenantDone,
+  });
+  return fleetResult('provision:tenant', tenants, results, started, warnings);
+}
+
+/** Exit 2 before anything is written: a colliding registered org, or a schema nobody registered. */
+async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Promise<void> {
+  const schemas = tenants.map((tenant) => tenant.schema);
+  const registered = new Map((await tenantsBySchema(knex, schemas)).map((row) => [row.schema, row.orgId]));
+  for (const tenant of tenants) {
+    const owner = registered.get(tenant.schema);
+    if (owner !== undefined && owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
+  }
+  const unregistered = schemas.filter((schema) => !registered.has(schema));
+  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>('select nspname from pg_namespace where nspname = any(?)', [
+    unregistered,
+  ]);
+  if (rows.length > 0) throw orphanError(rows.map((row) => row.nspname));
+}
+
+function orphanError(schemas: readonly string[]): UsageError {
+  return new UsageError(
+    `Schema ${schemas.join(', ')} already exists but no tenant is registered for it (left over from a manual change or a restore?). ` +
+      `Inspect it, then drop it (DROP SCHEMA … CASCADE) before provisioning. Nothing was changed.`,
+  );
+}
+
+async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantRecord, onWarning: (message: string) => void) {
+  let created = false;
+  const { plan } = await runSchema(knex, {
+    schema: tenant.schema,
+    source,
+    direction: 'up',
+    onWarning,
+    // Under the schema's advisory lock: concurrent calls for one org serialise here, and the later
+    // ones find the registry row and only catch up on migrations.
+    prepare: async (trx) => {
+      const owner = (await trx('tenants').withSchema('public').where({ schema_name: tenant.schema }).first('org_id')) as
+        | { org_id: string }
+        | undefined;
+      if (owner) {
+        if (owner.org_id !== tenant.orgId) throw collisionError(tenant.orgId, owner.org_id, tenant.schema);
+        created = false;
+        return;
+      }
+      const { rows } = await trx.raw<{ rows: unknown[] }>('select 1 from pg_namespace where nspname = ?', [tenant.schema]);
+      if (rows.length > 0) throw orphanError([tenant.schema]);
+      await trx.raw('create schema ??', [tenant.schema]);
+      await createBookkeeping(trx, tenant.schema);
+      await insertTenant(trx, tenant.orgId, tenant.schema);
+      created = true;
+    },
+    finish: (trx, state) => recordTenantState(trx, tenant.orgId, state),
+  });
+  const status = created ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
+  return { status, migrations: plan.steps } as const;
+}
