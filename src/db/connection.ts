@@ -29,8 +29,28 @@ export function knexConfig(connection: ConnectionSettings, poolSize = 5): Knex.C
     connection: { ...connection, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenant-migrate' },
     pool: { min: 0, max: poolSize },
     acquireConnectionTimeout: 60_000,
+    log: knexLog,
   };
 }
+
+/**
+ * Knex's own logger prints with console.log, i.e. to stdout, which would break `--json` (one
+ * document on stdout); and for every failed connect it prints "Acquire connection error: <stack>"
+ * although the same error is thrown (and reported once, as a ConnectionError). So: warnings to
+ * stderr, minus that duplicate.
+ */
+const knexLog: Knex.Logger = {
+  warn(message: unknown) {
+    if (typeof message === 'string' && message.startsWith('Acquire connection error')) return;
+    process.stderr.write(`knex: ${String(message)}\n`);
+  },
+  error(message: unknown) {
+    process.stderr.write(`knex: ${String(message)}\n`);
+  },
+  deprecate(method: string, alternative: string) {
+    process.stderr.write(`knex: ${method} is deprecated, please use ${alternative}\n`);
+  },
+};
 
 /**
  * Opens the configured database and checks that it answers, so that a bad host, password or
