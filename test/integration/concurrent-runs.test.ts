@@ -8,16 +8,13 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli, startCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { dropAllTenants } from '../support/fleet.ts';
 import { addFromFixture, copyTree, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_concurrent' });
 const orgIds = Array.from({ length: 40 }, (_, i) => `org_fleet_${String(i).padStart(3, '0')}`);
 
-beforeEach(async () => {
-  const { rows } = await db.knex().raw("select nspname from pg_namespace where nspname like 'tid\\_%'");
-  for (const { nspname } of rows as { nspname: string }[]) await db.knex().raw('drop schema ?? cascade', [nspname]);
-  await db.knex().raw('drop table if exists public.tenants');
-});
+beforeEach(() => dropAllTenants(db.knex()));
 
 /** Each tenant's bookkeeping rows (names in the order recorded), by org id. */
 async function bookkeeping(): Promise<Map<string, string[]>> {

@@ -4,15 +4,10 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { dropAllTenants } from '../support/fleet.ts';
 import { addFromFixture, copyTree, fixture, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_fleet' });
-
-async function reset(): Promise<void> {
-  const { rows } = await db.knex().raw("select nspname from pg_namespace where nspname like 'tid\\_%'");
-  for (const { nspname } of rows as { nspname: string }[]) await db.knex().raw('drop schema ?? cascade', [nspname]);
-  await db.knex().raw('drop table if exists public.tenants');
-}
 
 /** Provisions org ids with only the first `count` files of a fixture tree; returns the (copied) tree. */
 async function fleetAt(tree: string, count: number, orgIds: string[]): Promise<string> {
@@ -31,7 +26,7 @@ async function tables(orgId: string): Promise<string[]> {
   return (rows as string[]).sort();
 }
 
-beforeEach(reset);
+beforeEach(() => dropAllTenants(db.knex()));
 
 describe('migrate:tenants', () => {
   it('brings every tenant to the newest migration and reports the JSON document of PRODUCT.md', async () => {

@@ -5,6 +5,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { dropAllTenants, tenantSchemas as listTenantSchemas } from '../support/fleet.ts';
 import { copyTree, fixture, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_provision' });
@@ -13,19 +14,13 @@ const env = () => treeEnv(db.url, { tenant: fixture('tenant-basic') });
 /** A real pair of org ids whose sha256 hashes share their first 10 hex characters (found by brute force). */
 const COLLIDING = ['org_collide_60272', 'org_collide_2376068'] as const;
 
-async function tenantSchemas(): Promise<string[]> {
-  const { rows } = await db.knex().raw("select nspname from pg_namespace where nspname like 'tid\\_%' order by 1");
-  return rows.map((row: { nspname: string }) => row.nspname);
-}
+const tenantSchemas = () => listTenantSchemas(db.knex());
 
 async function registry(): Promise<{ org_id: string; schema_name: string }[]> {
   return db.knex()('tenants').orderBy('org_id').select('org_id', 'schema_name');
 }
 
-beforeEach(async () => {
-  for (const schema of await tenantSchemas()) await db.knex().raw('drop schema ?? cascade', [schema]);
-  await db.knex().raw('drop table if exists public.tenants');
-});
+beforeEach(() => dropAllTenants(db.knex()));
 
 describe('provision:tenant', () => {
   it('creates the schema, every table, Knex bookkeeping and the registry row', async () => {

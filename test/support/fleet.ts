@@ -1,0 +1,15 @@
+/** Helpers for tests that build fleets of tenants in their database. */
+import type { Knex } from 'knex';
+
+/** Drops every tenant schema and the registry: a clean database for the next test. */
+export async function dropAllTenants(knex: Knex): Promise<void> {
+  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
+  for (const { nspname } of rows) await knex.raw('drop schema ?? cascade', [nspname]);
+  await knex.raw('drop table if exists public.tenants');
+}
+
+/** The tenant-looking schemas in the database, sorted. */
+export async function tenantSchemas(knex: Knex): Promise<string[]> {
+  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%' order by 1");
+  return rows.map((row) => row.nspname);
+}
