@@ -48,7 +48,8 @@ export function tenantLine(result: TenantResult): string {
 
 /**
  * Progress for a fleet command: a live bar on a terminal; otherwise one plain line per tenant that
- * changed or failed (up-to-date tenants are only counted, so 10,000 of them stay quiet).
+ * changed or failed (up-to-date tenants are only counted, so 10,000 of them stay quiet; under
+ * --json only failures).
  */
 export function fleetProgress(output: Output, label: string) {
   const live = Boolean(process.stderr.isTTY);
@@ -82,7 +83,8 @@ export function fleetProgress(output: Output, label: string) {
           output.info(tenantLine(result));
           bar.start(bar.getTotal(), value, { failed, rate: (value / seconds).toFixed(1) });
         }
-      } else if (!quiet) {
+      } else if (result.status === 'failed' || (!quiet && !output.json)) {
+        // Under --json the document carries every tenant; stderr keeps only what needs attention.
         output.info(tenantLine(result));
       }
     },
