@@ -113,7 +113,7 @@ async function startServer(): Promise<Server> {
  * answer counts (a TLS-only daemon answers plain HTTP with 400); silence or an error does not, and
  * then we fall through at once instead of letting testcontainers search and wait.
  */
-async function dockerAnswers(): Promise<boolean> {
+export async function dockerAnswers(): Promise<boolean> {
   const dockerHost = process.env.DOCKER_HOST?.trim();
   let target: http.RequestOptions;
   if (dockerHost) {
