@@ -17,9 +17,11 @@
  * With `maxConnections: 1` a second client is *refused*, which makes a Knex pool flaky whenever it
  * replaces a connection (the new one arrives before the server has let go of the old one). So this
  * module puts a small gate in front: it accepts every client but connects them to PGlite one after
- * the other, each with a clean session (`DISCARD ALL`) as on a real server. Callers must therefore
- * use a pool of {@link EMBEDDED_POOL_SIZE} connection and never wait for a second connection while
- * they hold one (tenant concurrency above 1 only queues on the pool).
+ * the other, each with a clean session (`DISCARD ALL`) as on a real server; a client that cannot
+ * have its turn within 2 s is refused with SQLSTATE 53300 and a message saying why. Callers must
+ * therefore use a pool of {@link EMBEDDED_POOL_SIZE} connection, not open a second Knex instance
+ * while the first still holds a connection, and never wait for a second connection while they hold
+ * one (tenant concurrency above 1 only queues on the pool).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -37,6 +39,8 @@ export const EMBEDDED_POOL_SIZE = 1;
 export const PERSISTENT_DATA_DIR = path.join('.tenant-migrate', 'pglite');
 
 const HOST = '127.0.0.1';
+/** How long a second connection waits for the first to close before it is refused (53300). */
+const TURN_WAIT_MS = 2_000;
 const USER = 'postgres';
 const DATABASE = 'postgres';
 
@@ -139,13 +143,14 @@ async function settle(db: PGlite, inner: PGLiteSocketServer, timeoutMs = 5_000):
 
 /**
  * Accepts any number of TCP clients, and connects them one at a time (first come, first served)
- * to PGlite's socket server. A waiting client simply sees a slow connect (pg's connect timeout
- * applies). Between two clients the session is reset, as a new backend would be.
+ * to PGlite's socket server. A waiting client sees a slow connect, and after TURN_WAIT_MS a
+ * PostgreSQL error (53300). Between two clients the session is reset, as a new backend would be.
  */
 class SerialGate {
   private readonly server = net.createServer((socket) => this.admit(socket));
   private readonly waiting: net.Socket[] = [];
   private readonly open = new Set<net.Socket>();
+  private readonly timers = new Map<net.Socket, NodeJS.Timeout>();
   private busy = false;
   private closed = false;
 
@@ -175,18 +180,41 @@ class SerialGate {
     client.on('error', () => {});
     this.open.add(client);
     client.once('close', () => {
+      clearTimeout(this.timers.get(client));
+      this.timers.delete(client);
       this.open.delete(client);
       const index = this.waiting.indexOf(client);
       if (index >= 0) this.waiting.splice(index, 1);
     });
     this.waiting.push(client);
+    // A connection that cannot have its turn soon is refused with a PostgreSQL error that says why,
+    // before pg's own connect timeout turns it into a vague "timeout exceeded".
+    const timer = setTimeout(() => this.refuse(client), TURN_WAIT_MS);
+    timer.unref();
+    this.timers.set(client, timer);
     this.next();
+  }
+
+  private refuse(client: net.Socket): void {
+    this.timers.delete(client);
+    const index = this.waiting.indexOf(client);
+    if (index < 0) return;
+    this.waiting.splice(index, 1);
+    client.end(
+      errorResponse(
+        '53300',
+        'the embedded PostgreSQL (PGlite) serves one connection at a time, and another connection of this process is still open',
+        `Use a pool of ${EMBEDDED_POOL_SIZE} connection (EMBEDDED_POOL_SIZE), destroy other Knex instances before opening a new one, and never wait for a second connection while holding one.`,
+      ),
+    );
   }
 
   private next(): void {
     if (this.busy || this.closed) return;
     const client = this.waiting.shift();
     if (!client) return;
+    clearTimeout(this.timers.get(client));
+    this.timers.delete(client);
     if (client.destroyed) return this.next();
     this.busy = true;
 
@@ -231,10 +259,29 @@ class SerialGate {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
     for (const socket of this.waiting.splice(0)) socket.destroy();
     for (const socket of this.open) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A PostgreSQL ErrorResponse message (severity FATAL), as a server sends before closing. */
+function errorResponse(code: string, message: string, hint: string): Buffer {
+  const field = (type: string, value: string) => Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
+  const body = Buffer.concat([
+    field('S', 'FATAL'),
+    field('V', 'FATAL'),
+    field('C', code),
+    field('M', message),
+    field('H', hint),
+    Buffer.from([0]),
+  ]);
+  const header = Buffer.alloc(5);
+  header.write('E', 0);
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
 }
 
 /**
