@@ -21,7 +21,9 @@ export async function withDatabase<T>(
 ): Promise<T> {
   const config = loadConfig();
   const concurrency = concurrencyFrom(flags, config);
-  const db = await openDatabase(config, { poolSize: concurrency + 1 });
+  // Tenants beyond the pool's size simply wait for a connection, so DB_POOL_MAX below the
+  // concurrency is safe (e.g. behind a connection limit, or the single-session embedded server).
+  const db = await openDatabase(config, { poolSize: config.poolMax ?? concurrency + 1 });
   try {
     return await fn(db, config, concurrency);
   } finally {

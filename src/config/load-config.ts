@@ -31,6 +31,8 @@ export interface Config {
   masterMigrationsDir: string;
   tenantMigrationsDir: string;
   tenantConcurrency: number;
+  /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
+  poolMax: number | undefined;
 }
 
 export interface LoadConfigOptions {
@@ -76,6 +78,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     masterMigrationsDir: readDirectory(env, cwd, 'MASTER_MIGRATIONS_DIR', 'migrations/master', requireDirs),
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
+    poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
   };
 }
 

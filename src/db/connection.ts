@@ -63,16 +63,20 @@ const knexLog: Knex.Logger = {
 export async function openDatabase(config: Config, options: OpenOptions = {}): Promise<Database> {
   let connection = config.connection;
   let stopServer: (() => Promise<void>) | undefined;
+  let poolSize = options.poolSize ?? 5;
   if (config.embedded) {
-    const { startPersistentEmbedded } = await import('../embedded/pglite-server.ts');
+    // Imported only here: PGlite's WebAssembly is not loaded for real servers.
+    const { startPersistentEmbedded, EMBEDDED_POOL_SIZE } = await import('../embedded/pglite-server.ts');
     const server = await startPersistentEmbedded();
     connection = server.connection;
     stopServer = server.stop;
+    // PGlite is one session: more connections would queue at its gate anyway (tenants then queue on the pool).
+    poolSize = EMBEDDED_POOL_SIZE;
   }
   if (!connection) {
     throw new UsageError('No database configured: set DATABASE_URL or the DB_* variables.');
   }
-  const knex = knexFactory(knexConfig(connection, options.poolSize ?? 5));
+  const knex = knexFactory(knexConfig(connection, poolSize));
   const label = labelOf(connection);
   const close = async () => {
     await knex.destroy();

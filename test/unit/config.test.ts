@@ -302,3 +302,14 @@ describe('TENANT_CONCURRENCY', () => {
     expect(error.message).toContain(value);
   });
 });
+
+describe('DB_POOL_MAX', () => {
+  it('is unset by default (the CLI then opens concurrency + 1 connections) and reads a whole number', () => {
+    expect(load(URL_ENV).poolMax).toBeUndefined();
+    expect(load({ ...URL_ENV, DB_POOL_MAX: '2' }).poolMax).toBe(2);
+  });
+
+  it('refuses a value that is not a whole number, naming DB_POOL_MAX', () => {
+    expect(usageErrorOf(() => load({ ...URL_ENV, DB_POOL_MAX: 'many' })).message).toContain('DB_POOL_MAX');
+  });
+});

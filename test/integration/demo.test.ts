@@ -1,0 +1,21 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { cliEnv, repoRoot } from '../support/cli.ts';
+
+describe('pnpm demo', () => {
+  it('runs the main job end to end on an embedded PostgreSQL with pgvector, with nothing configured', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/run-demo.ts'], { cwd: repoRoot, env: cliEnv() });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, output).toBe(0);
+    expect(output).toContain('applied 3 migrations in public');
+    expect(output).toContain('3 provisioned');
+    expect(output).toContain('3 behind');
+    expect(output).toContain('3 migrated');
+    expect(output).toMatch(/0\.\d{4} {2}Tips for running a 1:1 with my manager/); // the nearest neighbour comes first
+    expect(output).toContain('3 rolled back');
+    expect(output).toContain('Demo finished');
+  });
+});
