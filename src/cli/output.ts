@@ -36,13 +36,14 @@ const ICON: Record<TenantResult['status'], string> = {
 };
 
 /** One tenant's line: what happened to it, and the migrations or the error. */
-export function tenantLine(result: TenantResult): string {
-  const what =
-    result.status === 'failed'
-      ? pc.red(`failed: ${result.error ?? ''}`)
-      : result.status === 'up-to-date' && result.migrations.length === 0
-        ? 'up to date'
-        : `${result.status}${result.migrations.length > 0 ? `: ${result.migrations.join(', ')}` : ''}`;
+export function tenantLine(result: TenantResult, command?: string): string {
+  const migrations = result.migrations.length > 0 ? `: ${result.migrations.join(', ')}` : '';
+  let what: string;
+  if (result.status === 'failed') what = pc.red(`failed: ${result.error ?? ''}`);
+  else if (command === 'provision:tenant' && result.status === 'up-to-date') what = 'already provisioned, up to date';
+  else if (command === 'provision:tenant' && result.status === 'migrated') what = `already provisioned, brought to the latest${migrations}`;
+  else if (result.status === 'up-to-date') what = 'up to date';
+  else what = `${result.status}${migrations}`;
   return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}`;
 }
 
@@ -51,7 +52,9 @@ export function tenantLine(result: TenantResult): string {
  * changed or failed (up-to-date tenants are only counted, so 10,000 of them stay quiet; under
  * --json only failures).
  */
-export function fleetProgress(output: Output, label: string) {
+export function fleetProgress(output: Output, command: string) {
+  // provision:tenant names the orgs it was given, even those already provisioned.
+  const quietStatuses = command === 'provision:tenant' ? ['skipped'] : ['up-to-date', 'skipped'];
   const live = Boolean(process.stderr.isTTY);
   let bar: cliProgress.SingleBar | undefined;
   let failed = 0;
@@ -62,7 +65,7 @@ export function fleetProgress(output: Output, label: string) {
       bar = new cliProgress.SingleBar(
         {
           stream: process.stderr,
-          format: `${label} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}`,
+          format: `${command} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}`,
           hideCursor: true,
           clearOnComplete: true,
           etaBuffer: 50,
@@ -73,19 +76,19 @@ export function fleetProgress(output: Output, label: string) {
     },
     tenantDone(result: TenantResult) {
       if (result.status === 'failed') failed += 1;
-      const quiet = result.status === 'up-to-date' || result.status === 'skipped';
+      const quiet = quietStatuses.includes(result.status);
       if (bar) {
         const seconds = Math.max((Date.now() - started) / 1000, 0.001);
         const value = bar.getProgress() * bar.getTotal() + 1;
         bar.increment(1, { failed, rate: (value / seconds).toFixed(1) });
         if (result.status === 'failed') {
           bar.stop();
-          output.info(tenantLine(result));
+          output.info(tenantLine(result, command));
           bar.start(bar.getTotal(), value, { failed, rate: (value / seconds).toFixed(1) });
         }
       } else if (result.status === 'failed' || (!quiet && !output.json)) {
         // Under --json the document carries every tenant; stderr keeps only what needs attention.
-        output.info(tenantLine(result));
+        output.info(tenantLine(result, command));
       }
     },
     stop() {

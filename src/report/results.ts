@@ -73,12 +73,11 @@ const SUMMARY_KEY: Record<TenantStatus, Exclude<keyof FleetSummary, 'total' | 'm
   skipped: 'skipped',
 };
 
-/** Counts per status; zero counts are left out. */
+/** Counts per status, keys in PRODUCT.md's order; zero counts are left out. */
 export function summarize(tenants: readonly TenantResult[], ms: number): FleetSummary {
-  const summary: FleetSummary = { total: tenants.length, ms };
-  for (const tenant of tenants) {
-    const key = SUMMARY_KEY[tenant.status];
-    summary[key] = (summary[key] ?? 0) + 1;
-  }
-  return summary;
+  const counts = new Map<string, number>();
+  for (const tenant of tenants) counts.set(SUMMARY_KEY[tenant.status], (counts.get(SUMMARY_KEY[tenant.status]) ?? 0) + 1);
+  const ordered: Partial<FleetSummary> = {};
+  for (const key of Object.values(SUMMARY_KEY)) if (counts.has(key)) ordered[key] = counts.get(key);
+  return { total: tenants.length, ...ordered, ms };
 }

@@ -36,28 +36,28 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     false,
   ).action((orgIds: string[], flags: FleetFlags) =>
     run('provision:tenant', flags, (output) =>
-      runFleetCommand(output, flags, 'provision', (knex, options) => provisionTenant(knex, orgIds, options)),
+      runFleetCommand(output, flags, 'provision:tenant', (knex, options) => provisionTenant(knex, orgIds, options)),
     ),
   );
 
   fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant')).action(
-    (flags: FleetFlags) => run('migrate:tenants', flags, (output) => runFleetCommand(output, flags, 'migrate', migrateTenants)),
+    (flags: FleetFlags) => run('migrate:tenants', flags, (output) => runFleetCommand(output, flags, 'migrate:tenants', migrateTenants)),
   );
 
   fleetOptions(program.command('rollback:tenants').description("undo each tenant's last batch (or all with --all)"))
     .option('--all', 'undo every tenant migration')
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
-        runFleetCommand(output, flags, 'rollback', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all })),
+        runFleetCommand(output, flags, 'rollback:tenants', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all })),
       ),
     );
 };
 
 type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions) => Promise<FleetResult>;
 
-async function runFleetCommand(output: Output, flags: FleetFlags, label: string, call: FleetCall): Promise<number> {
+async function runFleetCommand(output: Output, flags: FleetFlags, command: string, call: FleetCall): Promise<number> {
   return withDatabase(flags, async (db, config, concurrency) => {
-    const progress = fleetProgress(output, label);
+    const progress = fleetProgress(output, command);
     let result: FleetResult;
     try {
       result = await call(db.knex, {
