@@ -3,7 +3,7 @@
  * transaction on one connection, so a schema ends fully at the new version or untouched — even if
  * the process is killed mid-run. Used for every tenant and for the master tree (`public`).
  */
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { ensureBookkeeping, forgetApplied, readApplied, recordApplied } from './bookkeeping.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
@@ -147,7 +147,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
       run.onWarning?.(
         `${name} has config.transaction = false: it runs alone, outside ${run.schema}'s transaction; if it fails, the migrations before it stay applied.`,
       );
-      await runAlone(knex, run, segment.names, segment.modules);
+      await runAlone(knex, connection, run, segment.names, segment.modules);
       await onConnection(async (trx) => {
         await record(trx, run, plan, segment.names);
         await run.finish?.(trx, stateAfter(plan, applied, [...done, ...segment.names]));
@@ -158,15 +158,37 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   return { plan: progress() };
 }
 
-/** Runs a migration on a connection of its own, with the schema's search_path, outside any transaction. */
-async function runAlone(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
-  const searchPath = run.schema === 'public' ? ['public'] : [run.schema, 'public'];
-  const alone = knexFactory({ ...knex.client.config, pool: { min: 0, max: 1 }, searchPath });
+/**
+ * Runs migrations outside any transaction, on the pinned connection that holds the schema's
+ * session lock (a second connection would deadlock a single-session server such as PGlite), with
+ * the schema's search_path for the duration and reset afterwards.
+ */
+async function runAlone(
+  knex: Knex,
+  connection: unknown,
+  run: SchemaRun,
+  names: readonly string[],
+  modules: readonly MigrationModule[],
+): Promise<void> {
+  const pinned = knexOnConnection(knex, connection);
+  if (run.schema === 'public') await pinned.raw('set search_path to public');
+  else await pinned.raw('set search_path to ??, public', [run.schema]);
   try {
-    await runSteps(alone, run, names, modules);
+    await runSteps(pinned, run, names, modules);
   } finally {
-    await alone.destroy();
+    await pinned.raw('reset search_path');
   }
+}
+
+/**
+ * A Knex whose every query runs on `connection` (no transaction): Knex's own clone of the instance
+ * (`withUserParams`) with a client that hands out that one connection and never releases it.
+ */
+function knexOnConnection(knex: Knex, connection: unknown): Knex {
+  const pinned = knex.withUserParams({});
+  pinned.client.acquireConnection = async () => connection;
+  pinned.client.releaseConnection = async () => {};
+  return pinned;
 }
 
 interface Segment {

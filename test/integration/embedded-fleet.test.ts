@@ -1,0 +1,47 @@
+/**
+ * The fleet on the single-session embedded server (PGlite): tenants take turns on one pooled
+ * connection, and a `transaction: false` migration runs on the connection that holds the tenant's
+ * lock rather than waiting for a second one (which would never come).
+ */
+import knexFactory, { type Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { knexConfig } from '../../src/db/connection.ts';
+import { EMBEDDED_POOL_SIZE, startEmbeddedServer, type EmbeddedServer } from '../../src/embedded/pglite-server.ts';
+import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
+import { provisionTenant } from '../../src/tenants/provision.ts';
+import { addFromFixture, copyTree } from '../support/trees.ts';
+
+let server: EmbeddedServer;
+let knex: Knex;
+
+beforeAll(async () => {
+  server = await startEmbeddedServer();
+  knex = knexFactory(knexConfig(server.connection, EMBEDDED_POOL_SIZE));
+});
+
+afterAll(async () => {
+  await knex?.destroy();
+  await server?.stop();
+});
+
+describe('fleet on the embedded server', () => {
+  it('provisions and migrates several tenants with concurrency 4 on one connection, including a transaction:false migration', async () => {
+    const tree = copyTree('tenant-non-transactional', 1);
+    const orgIds = ['org_e1', 'org_e2', 'org_e3'];
+    const provisioned = await provisionTenant(knex, orgIds, { directory: tree, concurrency: 4 });
+    expect(provisioned.summary).toMatchObject({ total: 3, provisioned: 3 });
+
+    addFromFixture(tree, 'tenant-non-transactional', '20260101000002_email_index_concurrently.ts');
+    addFromFixture(tree, 'tenant-non-transactional', '20260101000003_settings.ts');
+    const defaultPath = (await knex.raw('show search_path')).rows[0].search_path;
+    const warnings: string[] = [];
+    const migrated = await migrateTenants(knex, { directory: tree, concurrency: 4, onWarning: (message) => warnings.push(message) });
+    expect(migrated.tenants.map((tenant) => tenant.error)).toEqual([undefined, undefined, undefined]);
+    expect(migrated.summary).toMatchObject({ total: 3, migrated: 3 });
+    expect(warnings).toHaveLength(3);
+    const { rows } = await knex.raw("select count(*)::int as n from pg_indexes where indexname = 'org_users_created_at_idx'");
+    expect(rows[0].n).toBe(3);
+    // The pinned connection went back to the pool with the default search_path.
+    expect((await knex.raw('show search_path')).rows[0].search_path).toBe(defaultPath);
+  });
+});
