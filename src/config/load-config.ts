@@ -149,7 +149,13 @@ function parsePort(value: string, variable: string): number {
 
 function readSsl(env: NodeJS.ProcessEnv, cwd: string): ConnectionSettings['ssl'] | undefined {
   const enabled = readBoolean(env, 'DB_SSL');
-  if (enabled === undefined) return undefined;
+  if (enabled === undefined) {
+    // A CA file without DB_SSL would silently connect in plain text: say so instead.
+    if (env.DB_SSL_CERT_PATH?.trim()) {
+      throw new UsageError('DB_SSL_CERT_PATH is set but DB_SSL is not: set DB_SSL=true to connect with TLS (or remove DB_SSL_CERT_PATH).');
+    }
+    return undefined;
+  }
   if (!enabled) return false;
   const rejectUnauthorized = readBoolean(env, 'DB_SSL_REJECT_UNAUTHORIZED') ?? true;
   const certPath = env.DB_SSL_CERT_PATH?.trim();

@@ -313,3 +313,11 @@ describe('DB_POOL_MAX', () => {
     expect(usageErrorOf(() => load({ ...URL_ENV, DB_POOL_MAX: 'many' })).message).toContain('DB_POOL_MAX');
   });
 });
+
+describe('DB_SSL_CERT_PATH without DB_SSL', () => {
+  it('is refused rather than silently connecting without TLS', () => {
+    const error = usageErrorOf(() => load({ ...URL_ENV, DB_SSL_CERT_PATH: 'ssl/ca.pem' }));
+    expect(error.message).toContain('DB_SSL_CERT_PATH');
+    expect(error.message).toContain('DB_SSL=true');
+  });
+});
