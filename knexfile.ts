@@ -2,7 +2,7 @@
  * A standard Knex configuration built from the same variables as tenant-migrate, so the stock
  * `knex` CLI can still run the master tree against `public`:
  *
- *   pnpm exec knex --knexfile knexfile.ts migrate:status
+ *   pnpm knex migrate:status      (= node --import tsx node_modules/knex/bin/cli.js --knexfile knexfile.ts …)
  *
  * Tenant schemas are tenant-migrate's job: it keeps one `knex_migrations` per schema.
  */

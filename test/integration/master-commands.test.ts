@@ -1,8 +1,9 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.ts';
+import { cliEnv, repoRoot, runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { copyTree, fixture, treeEnv } from '../support/trees.ts';
 
@@ -67,6 +68,22 @@ describe('migrate:master / rollback:master', () => {
     expect(result.code).toBe(1);
     expect(result.stdout + result.stderr).toMatch(/20260101000002_broken\.ts \(up\) failed: relation "no_such_table" does not exist/);
     expect(await publicTables()).not.toContain('plans'); // the whole batch rolled back
+  });
+});
+
+describe('the stock Knex CLI (pnpm knex) through knexfile.ts', () => {
+  it('reads the master state tenant-migrate wrote', async () => {
+    const env = treeEnv(db.url, { master: fixture('master-basic') });
+    expect((await runCli(['migrate:master'], { env })).code).toBe(0);
+    const knexCli = path.join(repoRoot, 'node_modules/knex/bin/cli.js');
+    const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', knexCli, '--knexfile', 'knexfile.ts', 'migrate:status'], { cwd: repoRoot, env: cliEnv(env) }, (error, out) =>
+        resolve({ stdout: out, code: error ? (error.code as number) : 0 }),
+      );
+    });
+    expect(code).toBe(0);
+    expect(stdout).toContain('Found 2 Completed Migration file/files.');
+    expect(stdout).toContain('No Pending Migration files Found.');
   });
 });
 
