@@ -36,7 +36,7 @@ async function slowTablesOf(orgId: string): Promise<string[]> {
 
 describe('two runs at once', () => {
   it('apply each migration exactly once and both exit 0', async () => {
-    const tree = copyTree('tenant-slow', 1);
+    const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), orgIds, { directory: tree, concurrency: 4 });
     addFromFixture(tree, 'tenant-slow', '20260101000002_slow_tables.ts');
     const env = treeEnv(db.url, { tenant: tree });
@@ -59,7 +59,7 @@ describe('two runs at once', () => {
 
 describe('a run killed with SIGKILL', () => {
   it('leaves no tenant half-migrated, and the next run completes the fleet', async () => {
-    const tree = copyTree('tenant-slow', 1);
+    const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), orgIds, { directory: tree, concurrency: 4 });
     addFromFixture(tree, 'tenant-slow', '20260101000002_slow_tables.ts');
     const env = treeEnv(db.url, { tenant: tree });

@@ -26,7 +26,7 @@ afterAll(async () => {
 
 describe('fleet on the embedded server', () => {
   it('provisions and migrates several tenants with concurrency 4 on one connection, including a transaction:false migration', async () => {
-    const tree = copyTree('tenant-non-transactional', 1);
+    const tree = copyTree('tenant-basic', 1);
     const orgIds = ['org_e1', 'org_e2', 'org_e3'];
     const provisioned = await provisionTenant(knex, orgIds, { directory: tree, concurrency: 4 });
     expect(provisioned.summary).toMatchObject({ total: 3, provisioned: 3 });

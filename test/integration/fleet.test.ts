@@ -56,7 +56,7 @@ describe('migrate:tenants', () => {
   });
 
   it('a tenant that fails midway keeps NONE of its pending migrations; --continue-on-error finishes the others; exit 1', async () => {
-    const tree = await fleetAt('tenant-failing', 1, ['org_1', 'org_2', 'org_3']);
+    const tree = await fleetAt('tenant-basic', 1, ['org_1', 'org_2', 'org_3']);
     await db.knex().withSchema(tenantSchemaName('org_2')).into('org_users').insert({ email: 'poison@example.com' });
     addFromFixture(tree, 'tenant-failing', '20260101000002_fails_for_some.ts');
 
@@ -86,7 +86,7 @@ describe('migrate:tenants', () => {
 
   it('fails fast by default: no tenant starts after the first failure, the rest are skipped', async () => {
     const orgs = ['org_f1', 'org_f2', 'org_f3', 'org_f4'];
-    const tree = await fleetAt('tenant-failing', 1, orgs);
+    const tree = await fleetAt('tenant-basic', 1, orgs);
     await db.knex().withSchema(tenantSchemaName('org_f1')).into('org_users').insert({ email: 'poison@example.com' });
     addFromFixture(tree, 'tenant-failing', '20260101000002_fails_for_some.ts');
 
@@ -116,7 +116,7 @@ describe('migrate:tenants', () => {
   });
 
   it('runs a transaction:false migration alone, with a warning, and records it', async () => {
-    const tree = await fleetAt('tenant-non-transactional', 1, ['org_nt']);
+    const tree = await fleetAt('tenant-basic', 1, ['org_nt']);
     addFromFixture(tree, 'tenant-non-transactional', '20260101000002_email_index_concurrently.ts');
     addFromFixture(tree, 'tenant-non-transactional', '20260101000003_settings.ts');
     const result = await runCli(['migrate:tenants'], { env: treeEnv(db.url, { tenant: tree }) });

@@ -1,6 +1,7 @@
 /**
  * Migration trees for tests: the fixture folders (named after their scenario) and temporary copies
- * that a test can add files to or remove files from.
+ * that a test can add files to or remove files from. `tenant-basic` is a whole tree; the other
+ * tenant scenarios hold only what they add on top of its first migration.
  */
 import fs from 'node:fs';
 import os from 'node:os';
