@@ -59,9 +59,22 @@ export function killRunningChildren(): void {
   }
 }
 
+/** Where `--cpu-prof` runs leave their profiles (bench/results/ is git-ignored). */
+export const CPU_PROFILE_DIR = path.join(REPO_ROOT, 'bench', 'results', 'cpu-prof');
+
+export interface CliOptions {
+  /** Run the child with `node --cpu-prof` (profiles in {@link CPU_PROFILE_DIR}, named after `profileName`). */
+  cpuProfile?: boolean;
+  profileName?: string;
+}
+
 /** `node --import tsx src/cli/main.ts ...args` with `env` added to ours. */
-export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<ProcessRun> {
-  const nodeArgs = ['--import', 'tsx', CLI, ...args];
+export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, options: CliOptions = {}): Promise<ProcessRun> {
+  const profile = options.cpuProfile
+    ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROFILE_DIR, '--cpu-prof-name', `${options.profileName ?? args[0] ?? 'cli'}-${Date.now()}.cpuprofile`]
+    : [];
+  if (options.cpuProfile) fs.mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+  const nodeArgs = [...profile, '--import', 'tsx', CLI, ...args];
   const method = rssMethod();
   const rssFile = method === 'gnu-time' ? path.join(os.tmpdir(), `tm-bench-rss-${process.pid}-${Date.now()}.txt`) : undefined;
   const [command, commandArgs] =

@@ -7,6 +7,7 @@
  *   - `registered`: N registry rows, N empty schemas with empty Knex bookkeeping (fresh migrate);
  *   - `migrated`:   the same, at the newest fixture migration (no-op runs, status).
  */
+import { execFileSync } from 'node:child_process';
 import knexFactory from 'knex';
 import pg from 'pg';
 import { tenantSchemaName, validateOrgIds } from '../src/tenants/naming.ts';
@@ -56,6 +57,20 @@ async function settle(url: string): Promise<void> {
     await client.query('checkpoint').catch(() => {}); // needs superuser or pg_checkpoint; optional
   } finally {
     await client.end();
+  }
+  flushFilesystems();
+}
+
+/**
+ * A reset deletes and creates tens of thousands of files (every table, index, sequence and TOAST
+ * relation is a file); when the server is local, let the kernel write back and discard them now,
+ * not during the next contender's timed run.
+ */
+function flushFilesystems(): void {
+  try {
+    execFileSync('sync', [], { stdio: 'ignore', timeout: 120_000 });
+  } catch {
+    // no sync(1): nothing to do
   }
 }
 

