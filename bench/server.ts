@@ -40,11 +40,11 @@ const REPORTED_SETTINGS = ['fsync', 'synchronous_commit', 'full_page_writes', 's
 export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
   const benchUrl = process.env.BENCH_DATABASE_URL?.trim();
   if (benchUrl) {
-    return { kind: 'BENCH_DATABASE_URL', adminUrl: benchUrl, describe: `BENCH_DATABASE_URL ${redact(benchUrl)}`, stop: async () => {} };
+    return { kind: 'BENCH_DATABASE_URL', adminUrl: benchUrl, describe: redact(benchUrl), stop: async () => {} };
   }
   const testUrl = process.env.TEST_DATABASE_URL?.trim();
   if (testUrl) {
-    return { kind: 'TEST_DATABASE_URL', adminUrl: testUrl, describe: `TEST_DATABASE_URL ${redact(testUrl)}`, stop: async () => {} };
+    return { kind: 'TEST_DATABASE_URL', adminUrl: testUrl, describe: redact(testUrl), stop: async () => {} };
   }
   if (!process.env.TEST_SKIP_DOCKER && (await dockerAnswers())) {
     log(`starting ${CONTAINER_IMAGE} with testcontainers…`);
