@@ -9,15 +9,6 @@ import type { AppliedMigration } from './plan.ts';
 export const MIGRATIONS_TABLE = 'knex_migrations';
 export const MIGRATIONS_LOCK_TABLE = 'knex_migrations_lock';
 
-/** Creates both tables in `schema` when missing (call under the schema's advisory lock). */
-export async function ensureBookkeeping(trx: Knex.Transaction | Knex, schema: string): Promise<void> {
-  const { rows } = await trx.raw<{ rows: { exists: boolean }[] }>('select to_regclass(?) is not null as exists', [
-    `"${schema}".${MIGRATIONS_TABLE}`,
-  ]);
-  if (rows[0]?.exists) return;
-  await createBookkeeping(trx, schema);
-}
-
 /** Creates both tables unconditionally (a brand-new schema has neither). Same DDL as Knex's. */
 export async function createBookkeeping(trx: Knex.Transaction | Knex, schema: string): Promise<void> {
   await trx.raw(

@@ -29,19 +29,26 @@ export function describeError(error: unknown): string {
   const parts = [message];
   if (fields.detail) parts.push(`DETAIL: ${fields.detail}`);
   if (fields.hint) parts.push(`HINT: ${fields.hint}`);
-  const snippet = sql ? sqlNear(sql, Number(fields.position)) : undefined;
+  const snippet = sql ? sqlNear(sql, Number(fields.position), message) : undefined;
   if (snippet) parts.push(`SQL: ${snippet}`);
   const extension = explainMissingExtension(error);
   if (extension) parts.push(extension);
   return parts.join(' — ');
 }
 
-/** The statement around PostgreSQL's error position (1-based), or its start when there is none. */
-function sqlNear(sql: string, position: number): string {
-  const flat = sql.replace(/\s+/g, ' ').trim();
-  if (!Number.isFinite(position) || position <= 0) return flat.length > 160 ? `${flat.slice(0, 160)}…` : flat;
-  const at = Math.min(position - 1, sql.length);
-  const before = sql.slice(Math.max(0, at - 60), at).replace(/\s+/g, ' ');
-  const after = sql.slice(at, at + 60).replace(/\s+/g, ' ');
-  return `…${before}⟶${after}…`;
+/**
+ * The statement around PostgreSQL's error position (1-based). Without a position (e.g. a foreign
+ * key to a missing table), the statement of a batch that mentions the name the message quotes,
+ * else the start of the SQL.
+ */
+function sqlNear(sql: string, position: number, message: string): string {
+  const flat = (text: string) => text.replace(/\s+/g, ' ').trim();
+  const shorten = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
+  if (Number.isFinite(position) && position > 0) {
+    const at = Math.min(position - 1, sql.length);
+    return `…${sql.slice(Math.max(0, at - 60), at).replace(/\s+/g, ' ')}⟶${sql.slice(at, at + 60).replace(/\s+/g, ' ')}…`;
+  }
+  const quoted = /"([^"]+)"/.exec(message)?.[1];
+  const statement = quoted ? sql.split(';\n').find((part) => part.includes(`"${quoted}"`) || part.includes(quoted)) : undefined;
+  return shorten(flat(statement ?? sql));
 }

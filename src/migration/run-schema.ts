@@ -5,7 +5,8 @@
  */
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
-import { ensureBookkeeping, forgetApplied, readApplied, recordApplied } from './bookkeeping.ts';
+import { createBookkeeping, forgetApplied, MIGRATIONS_TABLE, readApplied, recordApplied } from './bookkeeping.ts';
+import { batchDdl } from './ddl-batch.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
@@ -49,8 +50,7 @@ class NeedsSeparateSteps extends Error {}
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   try {
     return await knex.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?, ?)', schemaLockKey(run.schema));
-      const { plan, applied } = await readPlan(trx, run);
+      const { plan, applied } = await readPlan(trx, run, { lock: true });
       const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
       if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
       await runSteps(trx, run, plan.steps, modules);
@@ -64,11 +64,27 @@ export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunRe
   }
 }
 
-/** Prepare, point search_path at the schema, and plan from what the schema has applied. */
-async function readPlan(trx: Knex.Transaction, run: SchemaRun): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
+// The target list runs left to right: the lock is granted before anything else is looked at.
+const LOCK_AND_POINT = `select pg_advisory_xact_lock(?, ?)::text as locked, set_config('search_path', ?, true) as path,
+                              to_regclass(?) is not null as "hasBookkeeping"`;
+const POINT = `select set_config('search_path', ?, true) as path, to_regclass(?) is not null as "hasBookkeeping"`;
+
+/**
+ * Lock (when asked), point search_path at the schema, prepare, and plan from what the schema has
+ * applied. The lock, the path and the bookkeeping check share one round trip: at thousands of
+ * tenants, round trips are what a run spends besides the DDL itself.
+ */
+async function readPlan(
+  trx: Knex.Transaction,
+  run: SchemaRun,
+  options: { lock: boolean },
+): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
+  const bookkeeping = `${quoteIdentifier(run.schema)}.${MIGRATIONS_TABLE}`;
+  const { rows } = options.lock
+    ? await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(LOCK_AND_POINT, [...schemaLockKey(run.schema), searchPathFor(run.schema), bookkeeping])
+    : await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(POINT, [searchPathFor(run.schema), bookkeeping]);
   await run.prepare?.(trx);
-  await setLocalSearchPath(trx, run.schema);
-  await ensureBookkeeping(trx, run.schema);
+  if (!rows[0]?.hasBookkeeping) await createBookkeeping(trx, run.schema);
   const applied = await readApplied(trx, run.schema);
   const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.all ?? false);
   return { plan, applied };
@@ -80,19 +96,32 @@ async function readPlan(trx: Knex.Transaction, run: SchemaRun): Promise<{ plan: 
  * `vector`) resolve.
  */
 export async function setLocalSearchPath(trx: Knex.Transaction, schema: string): Promise<void> {
-  if (schema === 'public') await trx.raw('set local search_path to public');
-  else await trx.raw('set local search_path to ??, public', [schema]);
+  await trx.raw("select set_config('search_path', ?, true)", [searchPathFor(schema)]);
 }
 
+/** The search_path value for a schema: the schema (quoted), then `public`. */
+function searchPathFor(schema: string): string {
+  return schema === 'public' ? 'public' : `${quoteIdentifier(schema)}, public`;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Runs migrations in order; inside a transaction, each migration's DDL goes in one round trip. */
 async function runSteps(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
   for (const [i, name] of names.entries()) {
     const module = modules[i]!;
     const step = run.direction === 'up' ? module.up : module.down;
     if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
+    const batch = knex.isTransaction ? await batchDdl(knex as Knex.Transaction) : undefined;
     try {
       await step.call(module, knex);
+      await batch?.flush();
     } catch (error) {
       throw new StepError(name, run.direction, error);
+    } finally {
+      batch?.release();
     }
   }
 }
@@ -128,7 +157,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   let plan!: Plan;
   const modules: MigrationModule[] = [];
   await onConnection(async (trx) => {
-    ({ plan, applied } = await readPlan(trx, run));
+    ({ plan, applied } = await readPlan(trx, run, { lock: false })); // the session lock is held
     modules.push(...(await Promise.all(plan.steps.map((name) => run.source.load(name)))));
     // Commit what prepare did (e.g. the new schema) before the first step that cannot share it.
   });

@@ -2,7 +2,6 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { UsageError } from '../errors.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
-import { createBookkeeping } from '../migration/bookkeeping.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
@@ -84,8 +83,7 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
       }
       const { rows } = await trx.raw<{ rows: unknown[] }>('select 1 from pg_namespace where nspname = ?', [tenant.schema]);
       if (rows.length > 0) throw orphanError([tenant.schema]);
-      await trx.raw('create schema ??', [tenant.schema]);
-      await createBookkeeping(trx, tenant.schema);
+      await trx.raw('create schema ??', [tenant.schema]); // its bookkeeping tables follow (runSchema)
       await insertTenant(trx, tenant.orgId, tenant.schema);
       created = true;
     },
