@@ -23,17 +23,19 @@ export async function readApplied(trx: Knex.Transaction | Knex, schema: string):
   return (await trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id')) as AppliedMigration[];
 }
 
-/** Records migrations as applied, in one statement. */
-export async function recordApplied(trx: Knex.Transaction | Knex, schema: string, names: readonly string[], batch: number): Promise<void> {
-  if (names.length === 0) return;
-  await trx
-    .withSchema(schema)
-    .into(MIGRATIONS_TABLE)
-    .insert(names.map((name) => ({ name, batch, migration_time: new Date() })));
-}
-
-/** Forgets rolled-back migrations, in one statement. */
-export async function forgetApplied(trx: Knex.Transaction | Knex, schema: string, names: readonly string[]): Promise<void> {
-  if (names.length === 0) return;
-  await trx.withSchema(schema).from(MIGRATIONS_TABLE).whereIn('name', [...names]).delete();
+/**
+ * The statement that records a step of a plan: inserting applied migrations (up) or deleting
+ * rolled-back ones (down), in one statement. Returned unexecuted, so the caller can run it on its
+ * own or fold it into another statement (the registry update) and save a round trip.
+ */
+export function bookkeepingStatement(
+  trx: Knex.Transaction,
+  schema: string,
+  direction: 'up' | 'down',
+  names: readonly string[],
+  batch: number,
+): Knex.QueryBuilder {
+  const table = trx.withSchema(schema).from(MIGRATIONS_TABLE);
+  if (direction === 'up') return table.insert(names.map((name) => ({ name, batch, migration_time: new Date() })));
+  return table.whereIn('name', [...names]).delete();
 }

@@ -5,8 +5,8 @@
  */
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
-import { createBookkeeping, forgetApplied, MIGRATIONS_TABLE, readApplied, recordApplied } from './bookkeeping.ts';
-import { batchDdl } from './ddl-batch.ts';
+import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
+import { batchDdl, type DdlBatch } from './ddl-batch.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
@@ -18,8 +18,12 @@ export interface SchemaRun {
   all?: boolean;
   /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
   prepare?(trx: Knex.Transaction): Promise<void>;
-  /** Runs after the bookkeeping of each transaction, with the schema's applied state then. */
-  finish?(trx: Knex.Transaction, state: AppliedState): Promise<void>;
+  /**
+   * Records what a transaction did beyond the schema's own bookkeeping (the tenant registry), given
+   * the applied state afterwards. It must run `bookkeeping` too — in the same statement, say as a
+   * CTE — so each transaction ends with one round trip. Without `finish`, the executor runs it.
+   */
+  finish?(trx: Knex.Transaction, state: AppliedState, bookkeeping: Knex.QueryBuilder): Promise<void>;
   onWarning?(message: string): void;
 }
 
@@ -49,15 +53,16 @@ class NeedsSeparateSteps extends Error {}
  */
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   try {
-    return await knex.transaction(async (trx) => {
-      const { plan, applied } = await readPlan(trx, run, { lock: true });
-      const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
-      if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
-      await runSteps(trx, run, plan.steps, modules);
-      await record(trx, run, plan, plan.steps);
-      if (plan.steps.length > 0) await run.finish?.(trx, stateAfter(plan, applied));
-      return { plan };
-    });
+    return await knex.transaction((trx) =>
+      withDdlBatching(trx, async (batch) => {
+        const { plan, applied } = await readPlan(trx, run, { lock: true });
+        const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
+        if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
+        await runSteps(trx, run, plan.steps, modules, batch);
+        await record(trx, run, plan, applied, plan.steps, []);
+        return { plan };
+      }),
+    );
   } catch (error) {
     if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
     throw error;
@@ -84,8 +89,9 @@ async function readPlan(
     ? await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(LOCK_AND_POINT, [...schemaLockKey(run.schema), searchPathFor(run.schema), bookkeeping])
     : await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(POINT, [searchPathFor(run.schema), bookkeeping]);
   await run.prepare?.(trx);
-  if (!rows[0]?.hasBookkeeping) await createBookkeeping(trx, run.schema);
-  const applied = await readApplied(trx, run.schema);
+  let applied: AppliedMigration[] = []; // a schema without bookkeeping has applied nothing
+  if (rows[0]?.hasBookkeeping) applied = await readApplied(trx, run.schema);
+  else await createBookkeeping(trx, run.schema);
   const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.all ?? false);
   return { plan, applied };
 }
@@ -108,27 +114,58 @@ function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Runs migrations in order; inside a transaction, each migration's DDL goes in one round trip. */
-async function runSteps(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
+/**
+ * Runs migrations in order. With a DDL batch (inside a transaction), each migration's held-back
+ * DDL is sent when it ends, so a failure is reported against the migration it belongs to.
+ */
+async function runSteps(
+  knex: Knex,
+  run: SchemaRun,
+  names: readonly string[],
+  modules: readonly MigrationModule[],
+  batch?: DdlBatch,
+): Promise<void> {
   for (const [i, name] of names.entries()) {
     const module = modules[i]!;
     const step = run.direction === 'up' ? module.up : module.down;
     if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
-    const batch = knex.isTransaction ? await batchDdl(knex as Knex.Transaction) : undefined;
     try {
       await step.call(module, knex);
       await batch?.flush();
     } catch (error) {
       throw new StepError(name, run.direction, error);
-    } finally {
-      batch?.release();
     }
   }
 }
 
-async function record(trx: Knex.Transaction, run: SchemaRun, plan: Plan, names: readonly string[]): Promise<void> {
-  if (plan.direction === 'up') await recordApplied(trx, run.schema, names, plan.batch);
-  else await forgetApplied(trx, run.schema, names);
+/**
+ * Holds back DDL for the whole transaction body (so the bookkeeping tables of a new schema travel
+ * with its first migration's DDL), sends what is left before the commit, and always unhooks.
+ */
+async function withDdlBatching<T>(trx: Knex.Transaction, body: (batch: DdlBatch) => Promise<T>): Promise<T> {
+  const batch = await batchDdl(trx);
+  try {
+    const result = await body(batch);
+    await batch.flush();
+    return result;
+  } finally {
+    batch.release();
+  }
+}
+
+/** Writes the bookkeeping of `names` (and, through `finish`, the registry) in one statement. */
+async function record(
+  trx: Knex.Transaction,
+  run: SchemaRun,
+  plan: Plan,
+  applied: readonly AppliedMigration[],
+  names: readonly string[],
+  before: readonly string[],
+): Promise<void> {
+  if (names.length === 0) return;
+  const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
+  if (run.finish) await run.finish(trx, stateAfter(plan, applied, [...before, ...names]), bookkeeping);
+  else await bookkeeping;
 }
 
 /**
@@ -157,7 +194,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   let plan!: Plan;
   const modules: MigrationModule[] = [];
   await onConnection(async (trx) => {
-    ({ plan, applied } = await readPlan(trx, run, { lock: false })); // the session lock is held
+    ({ plan, applied } = await withDdlBatching(trx, () => readPlan(trx, run, { lock: false }))); // the session lock is held
     modules.push(...(await Promise.all(plan.steps.map((name) => run.source.load(name)))));
     // Commit what prepare did (e.g. the new schema) before the first step that cannot share it.
   });
@@ -165,12 +202,13 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   const progress = (): Plan => ({ ...plan, steps: [...done] });
   for (const segment of segmentsOf(plan.steps, modules)) {
     if (segment.transactional) {
-      await onConnection(async (trx) => {
-        await setLocalSearchPath(trx, run.schema);
-        await runSteps(trx, run, segment.names, segment.modules);
-        await record(trx, run, plan, segment.names);
-        await run.finish?.(trx, stateAfter(plan, applied, [...done, ...segment.names]));
-      });
+      await onConnection((trx) =>
+        withDdlBatching(trx, async (batch) => {
+          await setLocalSearchPath(trx, run.schema);
+          await runSteps(trx, run, segment.names, segment.modules, batch);
+          await record(trx, run, plan, applied, segment.names, done);
+        }),
+      );
     } else {
       const name = segment.names[0]!;
       run.onWarning?.(
@@ -178,8 +216,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
       );
       await runAlone(knex, connection, run, segment.names, segment.modules);
       await onConnection(async (trx) => {
-        await record(trx, run, plan, segment.names);
-        await run.finish?.(trx, stateAfter(plan, applied, [...done, ...segment.names]));
+        await record(trx, run, plan, applied, segment.names, done);
       });
     }
     done.push(...segment.names);

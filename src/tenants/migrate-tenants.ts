@@ -44,7 +44,7 @@ export async function migrateTenant(knex: Knex, source: MigrationSource, tenant:
     schema: tenant.schema,
     source,
     direction: 'up',
-    finish: (trx, state) => recordTenantState(trx, tenant.orgId, state),
+    finish: recordTenantState(tenant.orgId),
     onWarning,
   });
   return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps };

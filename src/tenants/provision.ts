@@ -73,21 +73,24 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
     // Under the schema's advisory lock: concurrent calls for one org serialise here, and the later
     // ones find the registry row and only catch up on migrations.
     prepare: async (trx) => {
-      const owner = (await trx('tenants').withSchema('public').where({ schema_name: tenant.schema }).first('org_id')) as
-        | { org_id: string }
-        | undefined;
-      if (owner) {
-        if (owner.org_id !== tenant.orgId) throw collisionError(tenant.orgId, owner.org_id, tenant.schema);
-        created = false;
+      const { rows } = await trx.raw<{ rows: { owner: string | null; schemaExists: boolean }[] }>(
+        `select (select org_id from public.tenants where schema_name = ?) as owner,
+                exists (select 1 from pg_namespace where nspname = ?) as "schemaExists"`,
+        [tenant.schema, tenant.schema],
+      );
+      const { owner, schemaExists } = rows[0]!;
+      created = false;
+      if (owner !== null) {
+        if (owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
         return;
       }
-      const { rows } = await trx.raw<{ rows: unknown[] }>('select 1 from pg_namespace where nspname = ?', [tenant.schema]);
-      if (rows.length > 0) throw orphanError([tenant.schema]);
-      await trx.raw('create schema ??', [tenant.schema]); // its bookkeeping tables follow (runSchema)
+      if (schemaExists) throw orphanError([tenant.schema]);
       await insertTenant(trx, tenant.orgId, tenant.schema);
+      // DDL is held back and sent with the bookkeeping tables and the first migration's DDL.
+      await trx.raw('create schema ??', [tenant.schema]);
       created = true;
     },
-    finish: (trx, state) => recordTenantState(trx, tenant.orgId, state),
+    finish: recordTenantState(tenant.orgId),
   });
   const status = created ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;

@@ -78,13 +78,20 @@ export async function insertTenant(trx: Knex.Transaction, orgId: string, schema:
   await trx('tenants').withSchema('public').insert({ org_id: orgId, schema_name: schema });
 }
 
-/** Records a tenant's applied state, inside the transaction that changed it. */
-export async function recordTenantState(trx: Knex.Transaction, orgId: string, state: AppliedState): Promise<void> {
-  await trx('tenants').withSchema('public').where({ org_id: orgId }).update({
-    migration_version: state.version,
-    migration_count: state.count,
-    migrated_at: trx.fn.now(),
-  });
+/**
+ * The `finish` of a tenant's schema run: records the tenant's applied state in the registry,
+ * inside the transaction that changed it, in one statement with the tenant's own bookkeeping
+ * (as a CTE) — one round trip for both.
+ */
+export function recordTenantState(orgId: string) {
+  return async (trx: Knex.Transaction, state: AppliedState, bookkeeping: Knex.QueryBuilder): Promise<void> => {
+    await trx
+      .with('bookkeeping', bookkeeping)
+      .table('tenants')
+      .withSchema('public')
+      .where({ org_id: orgId })
+      .update({ migration_version: state.version, migration_count: state.count, migrated_at: trx.fn.now() });
+  };
 }
 
 /** Whether the registry says a tenant has applied exactly the files of the tree. */

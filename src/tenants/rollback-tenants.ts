@@ -34,7 +34,7 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         source,
         direction: 'down',
         all: options.all ?? false,
-        finish: (trx, state) => recordTenantState(trx, tenant.orgId, state),
+        finish: recordTenantState(tenant.orgId),
         onWarning: warn,
       });
       return { status: plan.steps.length > 0 ? 'rolled-back' : 'up-to-date', migrations: plan.steps };
