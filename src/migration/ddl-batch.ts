@@ -1,22 +1,27 @@
 /**
- * One round trip for a migration's DDL. A migration's schema-builder calls await each statement
- * (`create table`, `create index`, `alter table … add constraint` …) although nobody reads their
- * results; sent one by one, a tenant costs a dozen round trips, each with its own client and server
- * overhead — at thousands of tenants, the largest cost after the DDL itself.
+ * Fewer round trips per tenant. A migration's schema-builder calls await each statement (`create
+ * table`, `create index`, `alter table … add constraint` …) although nobody reads their results;
+ * sent one by one, with BEGIN, the lock and COMMIT around them, a tenant costs a dozen round trips,
+ * and at thousands of tenants those waits are most of what a run spends beyond the DDL itself.
  *
- * Inside a tenant's transaction, statements that are plain DDL without bindings are held back and
- * sent together, as one simple-protocol query, ahead of the next statement that returns something
- * (a `select`, an `insert`, `hasTable`, a savepoint, the commit…) and at the end of each migration.
- * They run in the same transaction, in the same order, so a tenant stays all-or-nothing; an error
- * still names the migration it came from, with PostgreSQL's position pointing into the batch.
+ * On a tenant's pinned `pg` connection, `BEGIN` and plain DDL without bindings are held back and
+ * travel together with the next statement: prefixed to it when it is a simple query (the lock
+ * query, `COMMIT`), or sent just ahead of it otherwise (a `select` with bindings, an `insert`…).
+ * Everything still runs in the same transaction, in the same order, so a tenant stays
+ * all-or-nothing; `ROLLBACK` drops what was never sent. The hook sits on the connection, not on
+ * Knex's client, so statements of nested transactions (savepoints) keep their order too.
  *
- * The hook sits on the transaction's pinned `pg` connection, not on Knex's client, so statements
- * of nested transactions (savepoints) queue behind the held-back DDL in order too.
+ * A held-back statement that fails is reported by the statement it travelled with; such errors
+ * carry {@link HELD_BACK}, and the executor re-runs the tenant without holding anything back, to
+ * name the migration at fault (see run-schema.ts).
  */
-import type { Knex } from 'knex';
 
 /** Statements whose result nobody reads; anything else runs at once, after what is held back. */
-const DEFERRABLE = /^\s*(create|alter|drop|comment)\s/i;
+const HOLDABLE = /^\s*(begin|create|alter|drop|comment)\b/i;
+const SIMPLE_STATEMENT = /^\s*(rollback)\b/i;
+
+/** Set (true) on an error whose failing round trip included held-back statements. */
+export const HELD_BACK = Symbol('tenant-migrate.heldBack');
 
 interface PgQueryConfig {
   text?: string;
@@ -29,64 +34,87 @@ interface PgConnection {
 }
 
 /** An empty result of the shape Knex's pg dialect expects back from a statement. */
-const DEFERRED_RESULT = Object.freeze({ command: 'DEFERRED', rowCount: 0, rows: [], fields: [] });
+const HELD_RESULT = Object.freeze({ command: 'HELD', rowCount: 0, rows: [], fields: [] });
 
-export interface DdlBatch {
-  /** Sends the statements held back so far (at the end of each migration). */
-  flush(): Promise<void>;
-  /** Puts the connection back as it was (in `finally`). */
+export interface StatementBatch {
+  /** Puts the connection back as it was; anything still held back is dropped. */
   release(): void;
 }
 
 /**
- * Starts batching DDL on a transaction's connection.
+ * Starts holding back BEGIN and DDL on a pinned pg connection (from `knex.client.acquireConnection()`).
  *
  * @example
- *   const batch = await batchDdl(trx);
- *   try { await migration.up(trx); await batch.flush(); } finally { batch.release(); }
+ *   const batch = holdStatements(connection);
+ *   try { await knex.transaction(async (trx) => { … }, { connection }); } finally { batch.release(); }
  */
-export async function batchDdl(trx: Knex.Transaction): Promise<DdlBatch> {
-  const connection = (await trx.client.acquireConnection()) as PgConnection;
+export function holdStatements(rawConnection: unknown): StatementBatch {
+  const connection = rawConnection as PgConnection;
   const original = connection.query;
   const hadOwnQuery = Object.hasOwn(connection, 'query');
-  let pending: string[] = [];
+  let held: string[] = [];
 
-  /** Queues the held-back statements; pg runs its queue in order, so they precede what follows. */
-  const sendPending = (onDone: (error: Error | null) => void): void => {
-    const sql = pending.join(';\n');
-    pending = [];
-    original.call(connection, { text: sql, values: [] }, (error: Error | null) => {
-      // The shape Knex gives query errors ("<sql> - <message>"), so describeError shows the SQL.
-      if (error) error.message = `${sql} - ${error.message}`;
-      onDone(error);
+  const send = (text: string, heldCount: number, done: Callback): void => {
+    original.call(connection, { text, values: [] }, (error: Error | null, result?: unknown) => {
+      if (error) {
+        if (heldCount > 0) {
+          // The shape Knex gives query errors ("<sql> - <message>"), so describeError shows the SQL.
+          error.message = `${text} - ${error.message}`;
+          (error as Error & { [HELD_BACK]?: boolean })[HELD_BACK] = true;
+        }
+        return done(error);
+      }
+      // A multi-statement query answers with one result per statement: drop the held-back ones'.
+      if (!Array.isArray(result) || heldCount === 0) return done(null, result);
+      const own = result.slice(heldCount);
+      done(null, own.length === 1 ? own[0] : own);
     });
   };
 
-  connection.query = function batchingQuery(config: unknown, callback?: unknown) {
-    const { text, values } = (config ?? {}) as PgQueryConfig;
+  const takeHeld = (): string[] => {
+    const taken = held;
+    held = [];
+    return taken;
+  };
+
+  connection.query = function holdingQuery(config: unknown, callback?: unknown) {
+    const { text, values } = (typeof config === 'string' ? { text: config } : (config ?? {})) as PgQueryConfig;
     if (typeof callback !== 'function' || typeof text !== 'string') return original.call(connection, config, callback);
     const done = callback as Callback;
-    if (DEFERRABLE.test(text) && (values?.length ?? 0) === 0) {
-      pending.push(text);
-      process.nextTick(done, null, DEFERRED_RESULT);
+    const simple = (values?.length ?? 0) === 0;
+    if (simple && HOLDABLE.test(text)) {
+      held.push(text.replace(/;\s*$/, ''));
+      process.nextTick(done, null, HELD_RESULT);
       return undefined;
     }
-    if (pending.length === 0) return original.call(connection, config, callback);
-    let batchError: Error | null = null;
-    sendPending((error) => (batchError = error));
-    // After a failed batch the transaction is aborted; report the batch's error, not the echo.
-    return original.call(connection, config, (error: Error | null, result?: unknown) => done(batchError ?? error, result));
+    if (simple && SIMPLE_STATEMENT.test(text)) {
+      // Nothing held back needs to reach a transaction that is being thrown away.
+      held = [];
+      return original.call(connection, config, callback);
+    }
+    if (held.length === 0) return original.call(connection, config, callback);
+    const before = takeHeld();
+    if (simple) {
+      send([...before, text].join(';\n'), before.length, done);
+      return undefined;
+    }
+    let heldError: Error | null = null;
+    send(before.join(';\n'), before.length, (error) => (heldError = error));
+    // pg runs its queue in order: after a failed batch the transaction is aborted, so report the batch's error.
+    return original.call(connection, config, (error: Error | null, result?: unknown) => done(heldError ?? error, result));
   };
 
   return {
-    flush: () =>
-      new Promise<void>((resolve, reject) => {
-        if (pending.length === 0) return resolve();
-        sendPending((error) => (error ? reject(error) : resolve()));
-      }),
     release() {
+      held = [];
       if (hadOwnQuery) connection.query = original;
       else delete (connection as Partial<PgConnection>).query; // back to pg's own method
     },
   };
+}
+
+/** Whether an error came from a round trip that carried held-back statements. */
+export function isHeldBackFailure(error: unknown): boolean {
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  return Boolean((error as { [HELD_BACK]?: boolean } | undefined)?.[HELD_BACK]) || (cause !== undefined && isHeldBackFailure(cause));
 }

@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
-import { batchDdl, type DdlBatch } from './ddl-batch.ts';
+import { holdStatements, isHeldBackFailure } from './ddl-batch.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
@@ -16,6 +16,11 @@ export interface SchemaRun {
   direction: 'up' | 'down';
   /** With `down`: undo every batch instead of the newest. */
   all?: boolean;
+  /**
+   * True when the schema is known to have its bookkeeping tables (a registered tenant): its state
+   * is then read in the same round trip as the lock.
+   */
+  hasBookkeeping?: boolean;
   /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
   prepare?(trx: Knex.Transaction): Promise<void>;
   /**
@@ -47,51 +52,104 @@ export class StepError extends Error {
 class NeedsSeparateSteps extends Error {}
 
 /**
- * Runs a schema's plan. Common case: one transaction holding `pg_advisory_xact_lock`; released by
- * PostgreSQL at commit, rollback or disconnect. A plan with a `transaction: false` migration goes
- * through {@link runInSegments} instead.
+ * Runs a schema's plan in one transaction holding `pg_advisory_xact_lock` (released by PostgreSQL
+ * at commit, rollback or disconnect).
+ *
+ * First with statements held back (ddl-batch.ts): BEGIN travels with the lock and the read of the
+ * schema's state, the bookkeeping is written up front (the transaction makes order irrelevant), and
+ * all the DDL travels with COMMIT — three or four round trips a tenant. If a round trip carrying
+ * held-back statements fails, that attempt has rolled back entirely; it runs again one statement at
+ * a time, so the error names the migration at fault (a transient failure simply succeeds then).
+ * A plan with a `transaction: false` migration goes through {@link runInSegments} instead.
  */
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   try {
-    return await knex.transaction((trx) =>
-      withDdlBatching(trx, async (batch) => {
-        const { plan, applied } = await readPlan(trx, run, { lock: true });
-        const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
-        if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
-        await runSteps(trx, run, plan.steps, modules, batch);
-        await record(trx, run, plan, applied, plan.steps, []);
-        return { plan };
-      }),
-    );
+    return await runInOneTransaction(knex, run, 'batched');
+  } catch (error) {
+    if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
+    if (!isHeldBackFailure(error)) throw error;
+  }
+  try {
+    return await runInOneTransaction(knex, run, 'statement-by-statement');
   } catch (error) {
     if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
     throw error;
   }
 }
 
-// The target list runs left to right: the lock is granted before anything else is looked at.
+type Mode = 'batched' | 'statement-by-statement';
+
+async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Promise<SchemaRunResult> {
+  const connection: unknown = await knex.client.acquireConnection();
+  const held = mode === 'batched' ? holdStatements(connection) : undefined;
+  let failed = false;
+  try {
+    return await knex.transaction(
+      async (trx) => {
+        const batched = mode === 'batched';
+        const { plan, applied } = await readPlan(trx, run, { lock: true, inline: batched, readWithLock: run.hasBookkeeping });
+        const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
+        if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
+        if (batched) {
+          await record(trx, run, plan, applied, plan.steps, []);
+          await runSteps(trx, run, plan.steps, modules);
+        } else {
+          await runSteps(trx, run, plan.steps, modules);
+          await record(trx, run, plan, applied, plan.steps, []);
+        }
+        return { plan };
+      },
+      { connection },
+    );
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    held?.release();
+    // A COMMIT that failed behind held-back DDL leaves the transaction open: close it before the
+    // connection goes back to the pool ("no transaction in progress" is harmless otherwise).
+    if (failed) await knex.raw('rollback').connection(connection).catch(() => {});
+    await knex.client.releaseConnection(connection);
+  }
+}
+
+/** The lock, the search_path and (when the schema may lack it) a bookkeeping check, in one statement. */
 const LOCK_AND_POINT = `select pg_advisory_xact_lock(?, ?)::text as locked, set_config('search_path', ?, true) as path,
                               to_regclass(?) is not null as "hasBookkeeping"`;
 const POINT = `select set_config('search_path', ?, true) as path, to_regclass(?) is not null as "hasBookkeeping"`;
 
 /**
  * Lock (when asked), point search_path at the schema, prepare, and plan from what the schema has
- * applied. The lock, the path and the bookkeeping check share one round trip: at thousands of
- * tenants, round trips are what a run spends besides the DDL itself.
+ * applied.
+ *
+ * `inline` sends the lock statement as a simple-protocol query, so that a held-back BEGIN rides
+ * with it; with `readWithLock` (a registered tenant: its bookkeeping exists) the read of
+ * `knex_migrations` joins it as a second statement — in READ COMMITTED each statement takes its own
+ * snapshot, so the read still sees everything committed before the lock was granted. The values
+ * inlined by Knex's escaping are lock numbers and the schema's own name, never user input.
  */
 async function readPlan(
   trx: Knex.Transaction,
   run: SchemaRun,
-  options: { lock: boolean },
+  options: { lock: boolean; inline?: boolean; readWithLock?: boolean },
 ): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
   const bookkeeping = `${quoteIdentifier(run.schema)}.${MIGRATIONS_TABLE}`;
-  const { rows } = options.lock
-    ? await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(LOCK_AND_POINT, [...schemaLockKey(run.schema), searchPathFor(run.schema), bookkeeping])
-    : await trx.raw<{ rows: { hasBookkeeping: boolean }[] }>(POINT, [searchPathFor(run.schema), bookkeeping]);
-  await run.prepare?.(trx);
-  let applied: AppliedMigration[] = []; // a schema without bookkeeping has applied nothing
-  if (rows[0]?.hasBookkeeping) applied = await readApplied(trx, run.schema);
-  else await createBookkeeping(trx, run.schema);
+  const point = options.lock
+    ? trx.raw(LOCK_AND_POINT, [...schemaLockKey(run.schema), searchPathFor(run.schema), bookkeeping])
+    : trx.raw(POINT, [searchPathFor(run.schema), bookkeeping]);
+  let applied: AppliedMigration[] = [];
+  if (options.inline && options.readWithLock) {
+    const read = trx.withSchema(run.schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id');
+    const results = (await trx.raw([point.toQuery(), read.toQuery()].join(';\n'))) as unknown as { rows: AppliedMigration[] }[];
+    applied = results[1]!.rows;
+    await run.prepare?.(trx);
+  } else {
+    const { rows } = (await (options.inline ? trx.raw(point.toQuery()) : point)) as { rows: { hasBookkeeping: boolean }[] };
+    await run.prepare?.(trx);
+    // A schema without bookkeeping has applied nothing.
+    if (rows[0]?.hasBookkeeping) applied = await readApplied(trx, run.schema);
+    else await createBookkeeping(trx, run.schema);
+  }
   const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.all ?? false);
   return { plan, applied };
 }
@@ -114,42 +172,17 @@ function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/**
- * Runs migrations in order. With a DDL batch (inside a transaction), each migration's held-back
- * DDL is sent when it ends, so a failure is reported against the migration it belongs to.
- */
-async function runSteps(
-  knex: Knex,
-  run: SchemaRun,
-  names: readonly string[],
-  modules: readonly MigrationModule[],
-  batch?: DdlBatch,
-): Promise<void> {
+/** Runs migrations in order, naming the one that fails. */
+async function runSteps(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
   for (const [i, name] of names.entries()) {
     const module = modules[i]!;
     const step = run.direction === 'up' ? module.up : module.down;
     if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
     try {
       await step.call(module, knex);
-      await batch?.flush();
     } catch (error) {
       throw new StepError(name, run.direction, error);
     }
-  }
-}
-
-/**
- * Holds back DDL for the whole transaction body (so the bookkeeping tables of a new schema travel
- * with its first migration's DDL), sends what is left before the commit, and always unhooks.
- */
-async function withDdlBatching<T>(trx: Knex.Transaction, body: (batch: DdlBatch) => Promise<T>): Promise<T> {
-  const batch = await batchDdl(trx);
-  try {
-    const result = await body(batch);
-    await batch.flush();
-    return result;
-  } finally {
-    batch.release();
   }
 }
 
@@ -194,7 +227,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   let plan!: Plan;
   const modules: MigrationModule[] = [];
   await onConnection(async (trx) => {
-    ({ plan, applied } = await withDdlBatching(trx, () => readPlan(trx, run, { lock: false }))); // the session lock is held
+    ({ plan, applied } = await readPlan(trx, run, { lock: false })); // the session lock is held
     modules.push(...(await Promise.all(plan.steps.map((name) => run.source.load(name)))));
     // Commit what prepare did (e.g. the new schema) before the first step that cannot share it.
   });
@@ -202,13 +235,11 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
   const progress = (): Plan => ({ ...plan, steps: [...done] });
   for (const segment of segmentsOf(plan.steps, modules)) {
     if (segment.transactional) {
-      await onConnection((trx) =>
-        withDdlBatching(trx, async (batch) => {
-          await setLocalSearchPath(trx, run.schema);
-          await runSteps(trx, run, segment.names, segment.modules, batch);
-          await record(trx, run, plan, applied, segment.names, done);
-        }),
-      );
+      await onConnection(async (trx) => {
+        await setLocalSearchPath(trx, run.schema);
+        await runSteps(trx, run, segment.names, segment.modules);
+        await record(trx, run, plan, applied, segment.names, done);
+      });
     } else {
       const name = segment.names[0]!;
       run.onWarning?.(

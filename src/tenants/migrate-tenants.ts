@@ -44,6 +44,7 @@ export async function migrateTenant(knex: Knex, source: MigrationSource, tenant:
     schema: tenant.schema,
     source,
     direction: 'up',
+    hasBookkeeping: true, // provisioning created it
     finish: recordTenantState(tenant.orgId),
     onWarning,
   });

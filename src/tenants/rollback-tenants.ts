@@ -34,7 +34,8 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         source,
         direction: 'down',
         all: options.all ?? false,
-        finish: recordTenantState(tenant.orgId),
+        hasBookkeeping: true, // provisioning created it
+    finish: recordTenantState(tenant.orgId),
         onWarning: warn,
       });
       return { status: plan.steps.length > 0 ? 'rolled-back' : 'up-to-date', migrations: plan.steps };
