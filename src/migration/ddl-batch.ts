@@ -37,6 +37,13 @@ interface PgConnection {
 const HELD_RESULT = Object.freeze({ command: 'HELD', rowCount: 0, rows: [], fields: [] });
 
 export interface StatementBatch {
+  /** Holds back statements as if the migration had sent them (a replayed migration). */
+  hold(statements: readonly string[]): void;
+  /**
+   * Starts noting what reaches the connection; `stop()` says which statements were held back and
+   * whether every one of them was (nothing read, nothing bound).
+   */
+  record(): { stop(): { statements: string[]; onlyHeld: boolean } };
   /** Puts the connection back as it was; anything still held back is dropped. */
   release(): void;
 }
@@ -53,6 +60,7 @@ export function holdStatements(rawConnection: unknown): StatementBatch {
   const original = connection.query;
   const hadOwnQuery = Object.hasOwn(connection, 'query');
   let held: string[] = [];
+  let recording: { statements: string[]; onlyHeld: boolean } | undefined;
 
   const send = (text: string, heldCount: number, done: Callback): void => {
     original.call(connection, { text, values: [] }, (error: Error | null, result?: unknown) => {
@@ -79,11 +87,15 @@ export function holdStatements(rawConnection: unknown): StatementBatch {
 
   connection.query = function holdingQuery(config: unknown, callback?: unknown) {
     const { text, values } = (typeof config === 'string' ? { text: config } : (config ?? {})) as PgQueryConfig;
+    const simple = (values?.length ?? 0) === 0;
+    const holdable = typeof callback === 'function' && typeof text === 'string' && simple && HOLDABLE.test(text);
+    if (recording && !holdable) recording.onlyHeld = false;
     if (typeof callback !== 'function' || typeof text !== 'string') return original.call(connection, config, callback);
     const done = callback as Callback;
-    const simple = (values?.length ?? 0) === 0;
-    if (simple && HOLDABLE.test(text)) {
-      held.push(text.replace(/;\s*$/, ''));
+    if (holdable) {
+      const statement = text.replace(/;\s*$/, '');
+      held.push(statement);
+      recording?.statements.push(statement);
       process.nextTick(done, null, HELD_RESULT);
       return undefined;
     }
@@ -105,6 +117,19 @@ export function holdStatements(rawConnection: unknown): StatementBatch {
   };
 
   return {
+    hold(statements) {
+      held.push(...statements);
+    },
+    record() {
+      const current = { statements: [] as string[], onlyHeld: true };
+      recording = current;
+      return {
+        stop() {
+          if (recording === current) recording = undefined;
+          return current;
+        },
+      };
+    },
     release() {
       held = [];
       if (hadOwnQuery) connection.query = original;

@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
-import { holdStatements, isHeldBackFailure } from './ddl-batch.ts';
+import { holdStatements, isHeldBackFailure, type StatementBatch } from './ddl-batch.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
@@ -82,9 +82,10 @@ type Mode = 'batched' | 'statement-by-statement';
 async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Promise<SchemaRunResult> {
   const connection: unknown = await knex.client.acquireConnection();
   const held = mode === 'batched' ? holdStatements(connection) : undefined;
+  const learned = new Map<string, readonly string[]>();
   let failed = false;
   try {
-    return await knex.transaction(
+    const result = await knex.transaction(
       async (trx) => {
         const batched = mode === 'batched';
         const { plan, applied } = await readPlan(trx, run, { lock: true, inline: batched, readWithLock: run.hasBookkeeping });
@@ -92,7 +93,7 @@ async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Prom
         if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
         if (batched) {
           await record(trx, run, plan, applied, plan.steps, []);
-          await runSteps(trx, run, plan.steps, modules);
+          await runSteps(trx, run, plan.steps, modules, { held: held!, learned });
         } else {
           await runSteps(trx, run, plan.steps, modules);
           await record(trx, run, plan, applied, plan.steps, []);
@@ -101,6 +102,9 @@ async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Prom
       },
       { connection },
     );
+    // Only DDL that committed is replayed for other tenants.
+    for (const [key, statements] of learned) run.source.replays.set(key, statements);
+    return result;
   } catch (error) {
     failed = true;
     throw error;
@@ -172,17 +176,41 @@ function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Runs migrations in order, naming the one that fails. */
-async function runSteps(knex: Knex, run: SchemaRun, names: readonly string[], modules: readonly MigrationModule[]): Promise<void> {
+/**
+ * Runs migrations in order, naming the one that fails.
+ *
+ * With `replay` (batched mode): a migration that an earlier tenant of this run ran as nothing but
+ * plain DDL is not run again — its statements are held back as they were sent then (tenant
+ * migrations use unqualified names, so the SQL is the same in every schema). The module's code,
+ * compiling a dozen statements through Knex, is most of a tenant's client-side cost. A migration
+ * that reads, binds values or opens a savepoint runs for every tenant.
+ */
+async function runSteps(
+  knex: Knex,
+  run: SchemaRun,
+  names: readonly string[],
+  modules: readonly MigrationModule[],
+  replay?: { held: StatementBatch; learned: Map<string, readonly string[]> },
+): Promise<void> {
   for (const [i, name] of names.entries()) {
     const module = modules[i]!;
     const step = run.direction === 'up' ? module.up : module.down;
     if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
+    const key = `${run.direction}:${name}`;
+    const known = replay && run.source.replays.get(key);
+    if (known) {
+      replay.held.hold(known);
+      continue;
+    }
+    const recording = replay?.held.record();
     try {
       await step.call(module, knex);
     } catch (error) {
+      recording?.stop();
       throw new StepError(name, run.direction, error);
     }
+    const seen = recording?.stop();
+    if (seen?.onlyHeld) replay!.learned.set(key, seen.statements);
   }
 }
 

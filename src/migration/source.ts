@@ -21,6 +21,12 @@ export interface MigrationSource {
   /** File names (with extension), sorted: the order migrations apply in. */
   names: readonly string[];
   load(name: string): Promise<MigrationModule>;
+  /**
+   * Migrations that, run once in this process, sent nothing but plain DDL (no reads, no bound
+   * values), keyed `up:<name>` / `down:<name>`, with that DDL: the executor replays it for the
+   * next tenants instead of running the module again (run-schema.ts).
+   */
+  replays: Map<string, readonly string[]>;
 }
 
 const MIGRATION_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
@@ -53,6 +59,7 @@ export function directorySource(directory: string): MigrationSource {
   return {
     directory,
     names,
+    replays: new Map(),
     load(name) {
       let module = loaded.get(name);
       if (!module) {
