@@ -36,6 +36,6 @@ export function bookkeepingStatement(
   batch: number,
 ): Knex.QueryBuilder {
   const table = trx.withSchema(schema).from(MIGRATIONS_TABLE);
-  if (direction === 'up') return table.insert(names.map((name) => ({ name, batch, migration_time: new Date() })));
+  if (direction === 'up') return table.insert(names.map((name) => ({ name, batch, migration_time: trx.fn.now() })));
   return table.whereIn('name', [...names]).delete();
 }

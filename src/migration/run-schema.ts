@@ -24,11 +24,12 @@ export interface SchemaRun {
   /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
   prepare?(trx: Knex.Transaction): Promise<void>;
   /**
-   * Records what a transaction did beyond the schema's own bookkeeping (the tenant registry), given
-   * the applied state afterwards. It must run `bookkeeping` too — in the same statement, say as a
-   * CTE — so each transaction ends with one round trip. Without `finish`, the executor runs it.
+   * The statement that records what a transaction did beyond the schema's own bookkeeping (the
+   * tenant registry), given the applied state afterwards. It must include `bookkeeping` (say as a
+   * CTE): the executor sends the one statement, bound or — in batched mode — inlined by Knex's
+   * escaping, so it must bind no user input (key rows by schema name, not org id).
    */
-  finish?(trx: Knex.Transaction, state: AppliedState, bookkeeping: Knex.QueryBuilder): Promise<void>;
+  finish?(trx: Knex.Transaction, state: AppliedState, bookkeeping: Knex.QueryBuilder): Knex.QueryBuilder;
   onWarning?(message: string): void;
 }
 
@@ -92,7 +93,8 @@ async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Prom
         const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
         if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
         if (batched) {
-          await record(trx, run, plan, applied, plan.steps, []);
+          // Held back like DDL: it travels with COMMIT; the transaction makes its place irrelevant.
+          await record(trx, run, plan, applied, plan.steps, [], held);
           await runSteps(trx, run, plan.steps, modules, { held: held!, learned });
         } else {
           await runSteps(trx, run, plan.steps, modules);
@@ -214,7 +216,11 @@ async function runSteps(
   }
 }
 
-/** Writes the bookkeeping of `names` (and, through `finish`, the registry) in one statement. */
+/**
+ * Writes the bookkeeping of `names` (and, through `finish`, the registry) in one statement: sent
+ * now, or with `held`, held back with the DDL (its values inlined by Knex's escaping: migration
+ * names, counts, the schema name).
+ */
 async function record(
   trx: Knex.Transaction,
   run: SchemaRun,
@@ -222,11 +228,13 @@ async function record(
   applied: readonly AppliedMigration[],
   names: readonly string[],
   before: readonly string[],
+  held?: StatementBatch,
 ): Promise<void> {
   if (names.length === 0) return;
   const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
-  if (run.finish) await run.finish(trx, stateAfter(plan, applied, [...before, ...names]), bookkeeping);
-  else await bookkeeping;
+  const statement = run.finish ? run.finish(trx, stateAfter(plan, applied, [...before, ...names]), bookkeeping) : bookkeeping;
+  if (held) held.hold([statement.toQuery()]);
+  else await statement;
 }
 
 /**

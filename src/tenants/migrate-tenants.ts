@@ -45,7 +45,7 @@ export async function migrateTenant(knex: Knex, source: MigrationSource, tenant:
     source,
     direction: 'up',
     hasBookkeeping: true, // provisioning created it
-    finish: recordTenantState(tenant.orgId),
+    finish: recordTenantState(tenant.schema),
     onWarning,
   });
   return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps };

@@ -90,7 +90,7 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
       await trx.raw('create schema ??', [tenant.schema]);
       created = true;
     },
-    finish: recordTenantState(tenant.orgId),
+    finish: recordTenantState(tenant.schema),
   });
   const status = created ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;
