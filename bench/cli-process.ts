@@ -2,8 +2,9 @@
  * Runs tenant-migrate's CLI as a child process, the way a user or CI does
  * (`node --import tsx src/cli/main.ts <command>`), and measures its wall time and peak RSS.
  *
- * Peak RSS: GNU `/usr/bin/time -f %M` (the kernel's maxrss of the child, in KiB) when it exists;
- * otherwise /proc/<pid>/status VmHWM polled every 20 ms (may miss a peak in the last 20 ms).
+ * Peak RSS and CPU time: GNU `/usr/bin/time -f '%M %U %S'` (the kernel's maxrss of the child, in
+ * KiB, and its user and system seconds) when it exists; otherwise /proc/<pid>/status VmHWM polled
+ * every 20 ms (may miss a peak in the last 20 ms) and no CPU time.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +25,8 @@ export interface ProcessRun {
   stderr: string;
   /** The `(N ms)` the command reports itself (its summary line), i.e. without process start-up. */
   selfMs: number | undefined;
+  /** CPU time (user + system) the child used, from GNU time; undefined without it. */
+  cpuMs: number | undefined;
 }
 
 export type RssMethod = 'gnu-time' | 'proc-vmhwm';
@@ -81,7 +84,7 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, op
   const method = rssMethod();
   const rssFile = method === 'gnu-time' ? path.join(os.tmpdir(), `tm-bench-rss-${process.pid}-${Date.now()}.txt`) : undefined;
   const [command, commandArgs] =
-    method === 'gnu-time' ? [GNU_TIME, ['-f', '%M', '-o', rssFile!, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+    method === 'gnu-time' ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile!, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
 
   const started = performance.now();
   const child = spawn(command, commandArgs, {
@@ -115,12 +118,14 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, op
   const ms = performance.now() - started;
 
   let peakRssKb = polledKb;
+  let cpuMs: number | undefined;
   if (rssFile) {
     try {
-      // GNU time writes "Command exited with non-zero status N" before the value when it fails.
+      // GNU time writes "Command exited with non-zero status N" before the values when it fails.
       const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
-      const kb = Number(lines.at(-1));
-      peakRssKb = Number.isFinite(kb) && kb > 0 ? kb : undefined;
+      const [kb, user, system] = (lines.at(-1) ?? '').split(' ').map(Number);
+      peakRssKb = kb !== undefined && Number.isFinite(kb) && kb > 0 ? kb : undefined;
+      cpuMs = user !== undefined && system !== undefined && Number.isFinite(user + system) ? (user + system) * 1000 : undefined;
     } catch {
       peakRssKb = undefined;
     } finally {
@@ -130,7 +135,7 @@ export async function runCli(args: readonly string[], env: NodeJS.ProcessEnv, op
   const stdout = Buffer.concat(out).toString('utf8');
   const stderr = Buffer.concat(err).toString('utf8');
   const self = /\((\d+) ms\)\s*$/m.exec(stripAnsi(stdout));
-  return { ms, peakRssKb, exitCode: code, signal, stdout, stderr, selfMs: self ? Number(self[1]) : undefined };
+  return { ms, peakRssKb, cpuMs, exitCode: code, signal, stdout, stderr, selfMs: self ? Number(self[1]) : undefined };
 }
 
 function readVmHwm(pid: number | undefined): number | undefined {

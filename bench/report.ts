@@ -6,6 +6,8 @@ export interface Run {
   rssKb?: number;
   /** What the CLI reported as its own time (without node/tsx start-up). */
   selfMs?: number;
+  /** Client CPU (user + system): the child's for process contenders, the bench process's in-process. */
+  cpuMs?: number;
 }
 
 export interface Measurement {
@@ -27,6 +29,8 @@ export interface Stats {
   /** Max over the runs: process → peak RSS of the child; in-process → RSS growth of the bench process. */
   peakRssMb: number | null;
   medianSelfMs: number | null;
+  /** Median client CPU time (the server's is not counted). */
+  medianCpuMs: number | null;
 }
 
 export function statsOf(measurement: Measurement, tenants: number): Stats {
@@ -34,6 +38,7 @@ export function statsOf(measurement: Measurement, tenants: number): Stats {
   const medianMs = median(ms);
   const rss = measurement.runs.map((run) => run.rssKb).filter((kb): kb is number => kb !== undefined);
   const self = measurement.runs.map((run) => run.selfMs).filter((value): value is number => value !== undefined);
+  const cpu = measurement.runs.map((run) => run.cpuMs).filter((value): value is number => value !== undefined);
   return {
     medianMs,
     minMs: Math.min(...ms),
@@ -42,6 +47,7 @@ export function statsOf(measurement: Measurement, tenants: number): Stats {
     msPerTenant: measurement.perTenant ? medianMs / tenants : null,
     peakRssMb: rss.length > 0 ? Math.max(...rss) / 1024 : null,
     medianSelfMs: self.length > 0 ? median(self) : null,
+    medianCpuMs: cpu.length > 0 ? median(cpu) : null,
   };
 }
 
@@ -160,7 +166,7 @@ export function formatTable(report: Report, tenants: number, reps: number): stri
   lines.push(`machine: ${report.machine.line}`);
   lines.push(`fleet: ${tenants} tenants, ${reps} rep${reps === 1 ? '' : 's'} per contender (contenders alternate within each rep); fixture: bench/fixture-tree (4 migrations)`);
   lines.push('');
-  const header = ['contender', 'median s', 'min–max s', 'tenants/s', 'ms/tenant', 'peak RSS', 'self s'];
+  const header = ['contender', 'median s', 'min–max s', 'tenants/s', 'ms/tenant', 'peak RSS', 'self s', 'client CPU s'];
   const rows = report.measurements.map((m) => [
     m.label,
     (m.medianMs / 1000).toFixed(3),
@@ -169,6 +175,7 @@ export function formatTable(report: Report, tenants: number, reps: number): stri
     m.msPerTenant === null ? '—' : m.msPerTenant >= 1 ? m.msPerTenant.toFixed(2) : m.msPerTenant.toFixed(3),
     m.peakRssMb === null ? 'n/a' : m.kind === 'process' ? `${m.peakRssMb.toFixed(0)} MB` : `+${m.peakRssMb.toFixed(0)} MB (in-proc Δ)`,
     m.medianSelfMs === null ? '—' : (m.medianSelfMs / 1000).toFixed(3),
+    m.medianCpuMs === null ? '—' : (m.medianCpuMs / 1000).toFixed(3),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');

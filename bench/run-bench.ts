@@ -229,11 +229,13 @@ class UsageError extends Error {}
 
 async function inProcess(fn: () => Promise<void>): Promise<Run> {
   const rss = inProcessRss();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await fn();
   const ms = performance.now() - started;
+  const { user, system } = process.cpuUsage(cpu);
   const peak = rss.stop();
-  return { ms, ...(peak ? { rssKb: peak.deltaKb } : {}) };
+  return { ms, cpuMs: (user + system) / 1000, ...(peak ? { rssKb: peak.deltaKb } : {}) };
 }
 
 function cliEnv(ctx: Context): NodeJS.ProcessEnv {
@@ -246,7 +248,12 @@ function cliEnv(ctx: Context): NodeJS.ProcessEnv {
 }
 
 function processRun(run: ProcessRun): Run {
-  return { ms: run.ms, ...(run.peakRssKb !== undefined ? { rssKb: run.peakRssKb } : {}), ...(run.selfMs !== undefined ? { selfMs: run.selfMs } : {}) };
+  return {
+    ms: run.ms,
+    ...(run.peakRssKb !== undefined ? { rssKb: run.peakRssKb } : {}),
+    ...(run.selfMs !== undefined ? { selfMs: run.selfMs } : {}),
+    ...(run.cpuMs !== undefined ? { cpuMs: run.cpuMs } : {}),
+  };
 }
 
 async function cli(ctx: Context, args: string[], check: (stdout: string) => void, name?: string): Promise<Run> {
@@ -285,6 +292,7 @@ async function provisionCli(ctx: Context): Promise<Run> {
       ms: total.ms + run.ms,
       ...(run.peakRssKb !== undefined ? { rssKb: Math.max(total.rssKb ?? 0, run.peakRssKb) } : {}),
       ...(run.selfMs !== undefined ? { selfMs: (total.selfMs ?? 0) + run.selfMs } : {}),
+      ...(run.cpuMs !== undefined ? { cpuMs: (total.cpuMs ?? 0) + run.cpuMs } : {}),
     };
   }
   return total;
@@ -374,6 +382,7 @@ async function main(): Promise<number> {
         measurements.get(contender.id)!.runs.push(run);
         const extra = [
           run.selfMs !== undefined ? `self ${(run.selfMs / 1000).toFixed(3)} s` : undefined,
+          run.cpuMs !== undefined ? `client CPU ${(run.cpuMs / 1000).toFixed(3)} s` : undefined,
           run.rssKb !== undefined ? `${contender.kind === 'process' ? 'peak RSS' : 'RSS +'} ${(run.rssKb / 1024).toFixed(0)} MB` : undefined,
         ].filter(Boolean);
         log(`[${group} rep ${rep + 1}/${options.reps}] ${contender.id.padEnd(15)} ${(run.ms / 1000).toFixed(3).padStart(9)} s${extra.length ? `  (${extra.join(', ')})` : ''}`);
@@ -408,6 +417,7 @@ async function main(): Promise<number> {
   notes.push(
     `process contenders (tenant-migrate) are timed from spawn to exit of \`node --import tsx src/cli/main.ts …\`, so they include Node + tsx start-up; "self s" is what the command reports itself`,
     `peak RSS: process contenders ${rssMethod() === 'gnu-time' ? 'GNU time %M (kernel maxrss of the child)' : '/proc/<pid>/status VmHWM, polled every 20 ms'}; in-process contenders (naive, floor) show the bench process's RSS growth during the run (VmHWM after resetting it via /proc/self/clear_refs), which is not comparable with a process's total`,
+    `client CPU s: user + system CPU of the client side only — the tenant-migrate process (GNU time), or the bench process during an in-process contender; the PostgreSQL server's CPU is not in it, and on a 2-core machine client and server compete for the same cores`,
     `floor = the same DDL, Knex bookkeeping rows and registry update as plain SQL, one simple-protocol query (one round trip, one transaction) per tenant`,
     `resets (not timed) drop and re-create the scratch database, then lay down the fleet in bulk; no-op contenders share one migrated fleet`,
   );
