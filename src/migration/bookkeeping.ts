@@ -11,12 +11,19 @@ export const MIGRATIONS_LOCK_TABLE = 'knex_migrations_lock';
 
 /** Creates both tables unconditionally (a brand-new schema has neither). Same DDL as Knex's. */
 export async function createBookkeeping(trx: Knex.Transaction | Knex, schema: string): Promise<void> {
-  await trx.raw(
-    `create table if not exists ??.?? (id serial primary key, name varchar(255), batch integer, migration_time timestamptz);
-     create table if not exists ??.?? ("index" serial primary key, is_locked integer);
-     insert into ??.?? (is_locked) select 0 where not exists (select 1 from ??.??)`,
-    [schema, MIGRATIONS_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE],
-  );
+  await trx.raw(bookkeepingDdl(trx, schema));
+}
+
+/** The SQL that creates a schema's bookkeeping tables (identifiers quoted by Knex, nothing bound). */
+export function bookkeepingDdl(knex: Knex, schema: string): string {
+  return knex
+    .raw(
+      `create table if not exists ??.?? (id serial primary key, name varchar(255), batch integer, migration_time timestamptz);
+       create table if not exists ??.?? ("index" serial primary key, is_locked integer);
+       insert into ??.?? (is_locked) select 0 where not exists (select 1 from ??.??)`,
+      [schema, MIGRATIONS_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE],
+    )
+    .toQuery();
 }
 
 export async function readApplied(trx: Knex.Transaction | Knex, schema: string): Promise<AppliedMigration[]> {
@@ -29,11 +36,11 @@ export async function readApplied(trx: Knex.Transaction | Knex, schema: string):
  * own or fold it into another statement (the registry update) and save a round trip.
  */
 export function bookkeepingStatement(
-  trx: Knex.Transaction,
+  trx: Knex,
   schema: string,
   direction: 'up' | 'down',
   names: readonly string[],
-  batch: number,
+  batch: number | Knex.Raw,
 ): Knex.QueryBuilder {
   const table = trx.withSchema(schema).from(MIGRATIONS_TABLE);
   if (direction === 'up') return table.insert(names.map((name) => ({ name, batch, migration_time: trx.fn.now() })));

@@ -5,8 +5,10 @@
  */
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
+import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
 import { holdStatements, isHeldBackFailure, type StatementBatch } from './ddl-batch.ts';
+import { runAsOneScript, type Expectation } from './one-script.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
@@ -24,17 +26,35 @@ export interface SchemaRun {
   /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
   prepare?(trx: Knex.Transaction): Promise<void>;
   /**
+   * What the caller predicts the schema holds (up only): when every pending migration's DDL is
+   * already known, the schema is migrated in one round trip (one-script.ts), `prepare` replaced by
+   * the expectation's set-up. A wrong prediction costs a fallback to the ordinary path, never a
+   * migration applied twice.
+   */
+  expect?: Expectation;
+  /**
    * The statement that records what a transaction did beyond the schema's own bookkeeping (the
    * tenant registry), given the applied state afterwards. It must include `bookkeeping` (say as a
    * CTE): the executor sends the one statement, bound or — in batched mode — inlined by Knex's
    * escaping, so it must bind no user input (key rows by schema name, not org id).
    */
-  finish?(trx: Knex.Transaction, state: AppliedState, bookkeeping: Knex.QueryBuilder): Knex.QueryBuilder;
+  finish?(knex: Knex, state: AppliedState, bookkeeping?: Knex.QueryBuilder): Knex.QueryBuilder;
+  /**
+   * What the registry says the schema has applied. When the run finds otherwise with nothing to
+   * do, `finish` is called without bookkeeping to correct it.
+   */
+  recorded?: AppliedState;
   onWarning?(message: string): void;
 }
 
 export interface SchemaRunResult {
   plan: Plan;
+  /**
+   * How it ran: `one-script` (the fast path: nothing of `prepare` ran, the expectation's set-up
+   * did), `transaction` (one transaction, the DDL batched or statement by statement), or
+   * `segments` (a plan with a `transaction: false` migration).
+   */
+  via: 'one-script' | 'transaction' | 'segments';
 }
 
 /** A migration that failed, named; the database's error is the cause. */
@@ -64,6 +84,10 @@ class NeedsSeparateSteps extends Error {}
  * A plan with a `transaction: false` migration goes through {@link runInSegments} instead.
  */
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
+  if (run.expect && run.direction === 'up') {
+    const plan = await runAsOneScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
+    if (plan) return { plan, via: 'one-script' };
+  }
   try {
     return await runInOneTransaction(knex, run, 'batched');
   } catch (error) {
@@ -100,7 +124,7 @@ async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Prom
           await runSteps(trx, run, plan.steps, modules);
           await record(trx, run, plan, applied, plan.steps, []);
         }
-        return { plan };
+        return { plan, via: 'transaction' as const };
       },
       { connection },
     );
@@ -162,20 +186,10 @@ async function readPlan(
 
 /**
  * `SET LOCAL`: the path ends with the transaction, so a pooled connection never carries one tenant's
- * path into another's query. `public` second, so extension types installed there (pgvector's
- * `vector`) resolve.
+ * path into another's query.
  */
 export async function setLocalSearchPath(trx: Knex.Transaction, schema: string): Promise<void> {
   await trx.raw("select set_config('search_path', ?, true)", [searchPathFor(schema)]);
-}
-
-/** The search_path value for a schema: the schema (quoted), then `public`. */
-function searchPathFor(schema: string): string {
-  return schema === 'public' ? 'public' : `${quoteIdentifier(schema)}, public`;
-}
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /**
@@ -230,11 +244,21 @@ async function record(
   before: readonly string[],
   held?: StatementBatch,
 ): Promise<void> {
-  if (names.length === 0) return;
+  const state = stateAfter(plan, applied, [...before, ...names]);
+  if (names.length === 0) {
+    // Nothing to record — unless the registry is behind the schema's own bookkeeping (say a
+    // tenant was migrated with stock Knex): correct it, or every run would find it "behind" again.
+    if (run.finish && run.recorded && !sameState(run.recorded, state)) await run.finish(trx, state);
+    return;
+  }
   const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
-  const statement = run.finish ? run.finish(trx, stateAfter(plan, applied, [...before, ...names]), bookkeeping) : bookkeeping;
+  const statement = run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping;
   if (held) held.hold([statement.toQuery()]);
   else await statement;
+}
+
+function sameState(a: AppliedState, b: AppliedState): boolean {
+  return a.version === b.version && a.count === b.count;
 }
 
 /**
@@ -288,7 +312,7 @@ async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun
     }
     done.push(...segment.names);
   }
-  return { plan: progress() };
+  return { plan: progress(), via: 'segments' };
 }
 
 /**

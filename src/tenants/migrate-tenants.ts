@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { runFleet } from '../fleet/run-fleet.ts';
+import { expectApplied, type Expectation } from '../migration/one-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { summarize, type FleetResult, type TenantResult } from '../report/results.ts';
@@ -45,10 +46,22 @@ export async function migrateTenant(knex: Knex, source: MigrationSource, tenant:
     source,
     direction: 'up',
     hasBookkeeping: true, // provisioning created it
+    expect: expectationOf(tenant, source),
+    recorded: tenant,
     finish: recordTenantState(tenant.schema),
     onWarning,
   });
   return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps };
+}
+
+/**
+ * What the registry says a tenant has applied, when that is the first `count` files of the tree
+ * (the usual case): the executor may then migrate it in one round trip, after checking it.
+ */
+function expectationOf(tenant: TenantRecord, source: MigrationSource): Expectation | undefined {
+  const applied = source.names.slice(0, tenant.count);
+  if (applied.length !== tenant.count || (applied.at(-1) ?? null) !== tenant.version) return undefined;
+  return expectApplied(tenant.schema, applied);
 }
 
 /** Orders results like the registry (by org id) and adds the summary. */

@@ -2,13 +2,16 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { UsageError } from '../errors.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
+import { quoteIdentifier } from '../db/quote.ts';
+import { bookkeepingDdl } from '../migration/bookkeeping.ts';
+import { expectNewSchema } from '../migration/one-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collisionError, tenantSchemaName, validateOrgIds } from './naming.ts';
 import { collectWarnings, concurrencyOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
-import { ensureRegistry, insertTenant, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
+import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
 
 /**
  * Provisions organisations: for each org id, in ONE transaction, creates its schema, applies every
@@ -65,11 +68,18 @@ function orphanError(schemas: readonly string[]): UsageError {
 
 async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantRecord, onWarning: (message: string) => void) {
   let created = false;
-  const { plan } = await runSchema(knex, {
+  const { plan, via } = await runSchema(knex, {
     schema: tenant.schema,
     source,
     direction: 'up',
     onWarning,
+    // The usual case, a new org: one round trip once the tree's DDL is known. If the schema exists
+    // after all (a concurrent call, an orphan), the prepare below runs instead and sorts it out.
+    expect: expectNewSchema(tenant.schema, [
+      insertTenantSql(tenant.orgId, tenant.schema),
+      `create schema ${quoteIdentifier(tenant.schema)}`,
+      bookkeepingDdl(knex, tenant.schema),
+    ]),
     // Under the schema's advisory lock: concurrent calls for one org serialise here, and the later
     // ones find the registry row and only catch up on migrations.
     prepare: async (trx) => {
@@ -92,6 +102,6 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
     },
     finish: recordTenantState(tenant.schema),
   });
-  const status = created ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
+  const status = created || via === 'one-script' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;
 }

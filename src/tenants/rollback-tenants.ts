@@ -35,7 +35,8 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         direction: 'down',
         all: options.all ?? false,
         hasBookkeeping: true, // provisioning created it
-    finish: recordTenantState(tenant.schema),
+        recorded: tenant,
+        finish: recordTenantState(tenant.schema),
         onWarning: warn,
       });
       return { status: plan.steps.length > 0 ? 'rolled-back' : 'up-to-date', migrations: plan.steps };

@@ -2,39 +2,16 @@
  * A migration's DDL goes to PostgreSQL in one round trip (src/migration/ddl-batch.ts), without
  * changing what the migration sees or what a failure reports.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
-import { copyTree } from '../support/trees.ts';
+import { recordSql } from '../support/record-sql.ts';
+import { copyTree, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_ddl_batch' });
-
-/** Every statement text that reaches a pg connection while `fn` runs. */
-async function recordSql(fn: () => Promise<unknown>): Promise<string[]> {
-  const sent: string[] = [];
-  const query = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-    const text = typeof config === 'string' ? config : (config as { text?: string } | undefined)?.text;
-    if (text) sent.push(text);
-    return (query as (...args: unknown[]) => unknown).call(this, config, ...rest);
-  } as typeof query;
-  try {
-    await fn();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return sent;
-}
-
-function writeMigration(dir: string, name: string, body: string): void {
-  fs.writeFileSync(path.join(dir, name), `export async function up(knex) {\n${body}\n}\nexport async function down() {}\n`);
-}
 
 beforeEach(() => dropAllTenants(db.knex()));
 afterEach(() => dropAllTenants(db.knex()));

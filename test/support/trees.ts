@@ -38,6 +38,11 @@ export function addFromFixture(dir: string, name: string, file: string): void {
   fs.copyFileSync(path.join(fixture(name), file), path.join(dir, file));
 }
 
+/** Writes a migration into a tree: `up`'s body as given (it gets `knex`), and `down`'s (empty by default). */
+export function writeMigration(dir: string, name: string, upBody: string, downBody = ''): void {
+  fs.writeFileSync(path.join(dir, name), `export async function up(knex) {\n${upBody}\n}\nexport async function down(knex) {\n${downBody}\n}\n`);
+}
+
 /** The environment a CLI run needs for a database and two trees. */
 export function treeEnv(databaseUrl: string, trees: { master?: string; tenant?: string }): Record<string, string> {
   return {
