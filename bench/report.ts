@@ -8,6 +8,8 @@ export interface Run {
   selfMs?: number;
   /** Client CPU (user + system): the child's for process contenders, the bench process's in-process. */
   cpuMs?: number;
+  /** Share of the whole machine's CPU time that was busy during the run (0–1), from /proc/stat. */
+  machineBusy?: number;
 }
 
 export interface Measurement {

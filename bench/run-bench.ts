@@ -14,6 +14,7 @@
  *   noops        naive-noop, noop, status, startup
  *   provisioning provision, floor-provision
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { inProcessRss, floorMigrate, floorProvision, naiveLoop } from './contenders.ts';
@@ -298,6 +299,31 @@ async function provisionCli(ctx: Context): Promise<Run> {
   return total;
 }
 
+/**
+ * How busy the whole machine's CPUs were while a contender ran (client, server and everything else,
+ * from /proc/stat): near 100% means the run was CPU-bound, so any CPU saved — client or server —
+ * shortens it. Undefined where /proc/stat is not readable.
+ */
+function machineCpu(): { stop(): number | undefined } {
+  const read = () => {
+    try {
+      const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
+      return { total: fields.reduce((sum, value) => sum + value, 0), idle };
+    } catch {
+      return undefined;
+    }
+  };
+  const start = read();
+  return {
+    stop() {
+      const end = read();
+      if (!start || !end || end.total === start.total) return undefined;
+      return 1 - (end.idle - start.idle) / (end.total - start.total);
+    },
+  };
+}
+
 // ── main ────────────────────────────────────────────────────────────────────────────────────────
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -378,9 +404,13 @@ async function main(): Promise<number> {
       const order = members.map((_, i) => members[(i + rep) % members.length]!);
       for (const contender of order) {
         if (resetEachRun) await resetFleet(db, tenants, contender.state);
-        const run = await contender.run(ctx);
+        const machine = machineCpu();
+        const run = { ...(await contender.run(ctx)) };
+        const busy = machine.stop();
+        if (busy !== undefined) run.machineBusy = busy;
         measurements.get(contender.id)!.runs.push(run);
         const extra = [
+          busy !== undefined ? `machine CPU ${(busy * 100).toFixed(0)}% busy` : undefined,
           run.selfMs !== undefined ? `self ${(run.selfMs / 1000).toFixed(3)} s` : undefined,
           run.cpuMs !== undefined ? `client CPU ${(run.cpuMs / 1000).toFixed(3)} s` : undefined,
           run.rssKb !== undefined ? `${contender.kind === 'process' ? 'peak RSS' : 'RSS +'} ${(run.rssKb / 1024).toFixed(0)} MB` : undefined,
