@@ -59,6 +59,7 @@ export function fleetProgress(output: Output, command: string) {
   let bar: cliProgress.SingleBar | undefined;
   let failed = 0;
   const started = Date.now();
+  const lines = batchedLines(output);
   return {
     start(total: number) {
       if (!live || total === 0) return;
@@ -88,12 +89,36 @@ export function fleetProgress(output: Output, command: string) {
         }
       } else if (result.status === 'failed' || (!quiet && !output.json)) {
         // Under --json the document carries every tenant; stderr keeps only what needs attention.
-        output.info(tenantLine(result, command));
+        lines.add(tenantLine(result, command));
       }
     },
     stop() {
       bar?.stop();
+      lines.flush();
     },
+  };
+}
+
+/**
+ * Plain per-tenant lines, written a tenth of a second at a time: on a pipe (CI logs) every write
+ * is a blocking system call that wakes the reader, and at thousands of tenants one write per line
+ * costs more CPU than the rest of the client's work for that tenant.
+ */
+function batchedLines(output: Output) {
+  let pending: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (pending.length > 0) output.info(pending.join('\n'));
+    pending = [];
+  };
+  return {
+    add(line: string) {
+      pending.push(line);
+      timer ??= setTimeout(flush, 100);
+    },
+    flush,
   };
 }
 
@@ -131,7 +156,11 @@ export function statusLines(status: StatusResult): string[] {
     `Master (public): ${master.applied} applied, ${master.pending.length} pending${master.pending.length ? `: ${master.pending.join(', ')}` : ''}`,
   ];
   if (master.missingFiles.length) lines.push(pc.red(`  applied but missing their file: ${master.missingFiles.join(', ')}`));
-  lines.push(`Tenants: ${tenants.total} registered — ${tenants.upToDate} up to date, ${tenants.behind} behind`);
+  const drift = [
+    tenants.missingFileOrgIds.length ? `${tenants.missingFileOrgIds.length} with a missing migration file` : '',
+    status.missingSchemas.length ? `${status.missingSchemas.length} without a schema` : '',
+  ].filter(Boolean);
+  lines.push(`Tenants: ${tenants.total} registered — ${[`${tenants.upToDate} up to date`, `${tenants.behind} behind`, ...drift].join(', ')}`);
   for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(44)} ${count}`);
   if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
   if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
