@@ -64,6 +64,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const requireDatabase = options.requireDatabase ?? true;
 
   const embedded = env.DATABASE_URL?.trim() === 'embedded';
+  // The embedded server has no TLS, but a bad TLS setting is still a mistake worth stopping for.
+  if (embedded) readSsl(env, cwd);
   const connection = embedded ? undefined : readConnection(env, cwd);
   if (!connection && !embedded && requireDatabase) {
     throw new UsageError(

@@ -69,6 +69,14 @@ async function vectorSearch(url: string): Promise<void> {
   }
 }
 
+function removeIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // not empty (or already gone): keep it
+  }
+}
+
 function parseUrl(url: string) {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port), user: parsed.username, database: parsed.pathname.slice(1) };
@@ -83,8 +91,10 @@ async function demo(): Promise<void> {
   // The tenant tree as of "last release": everything but the newest migration, which the demo
   // then ships as a new release to the whole fleet.
   // Inside the project (git-ignored), so the migrations' imports (knex, pgvector) resolve.
-  fs.mkdirSync(path.join(repoRoot, '.tenant-migrate'), { recursive: true });
-  const tenantTree = fs.mkdtempSync(path.join(repoRoot, '.tenant-migrate', 'demo-tree-'));
+  const workDir = path.join(repoRoot, '.tenant-migrate');
+  const madeWorkDir = !fs.existsSync(workDir);
+  fs.mkdirSync(workDir, { recursive: true });
+  const tenantTree = fs.mkdtempSync(path.join(workDir, 'demo-tree-'));
   const shipped = path.join(repoRoot, 'migrations/tenant');
   const files = fs.readdirSync(shipped).filter((file) => file.endsWith('.ts')).sort();
   const newest = files.at(-1)!;
@@ -122,6 +132,9 @@ async function demo(): Promise<void> {
     await cli('status', '--json');
   } finally {
     fs.rmSync(tenantTree, { recursive: true, force: true });
+    // Leave nothing behind: the directory too when the demo made it and nothing else has moved in
+    // since (rmdir refuses a directory that is not empty, e.g. DATABASE_URL=embedded's data).
+    if (madeWorkDir) removeIfEmpty(workDir);
     await server.stop();
   }
   process.stdout.write(`\n${pc.green(`Demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s.`)} Next: pnpm test, then read README.md.\n`);

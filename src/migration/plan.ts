@@ -40,7 +40,7 @@ export function planUp(files: readonly string[], applied: readonly AppliedMigrat
   const early = newestApplied === undefined ? [] : steps.filter((name) => name < newestApplied);
   if (early.length > 0) {
     throw new PlanError(
-      `${early.join(', ')} ${early.length > 1 ? 'are' : 'is'} pending but sort${early.length > 1 ? '' : 's'} before the already applied ${newestApplied} — a new migration must have a name (timestamp) that comes after the last applied one; rename it with migrate:make`,
+      `${early.join(', ')} ${early.length > 1 ? 'are' : 'is'} pending but sort${early.length > 1 ? '' : 's'} before the already applied ${newestApplied} — a new migration must have a name (timestamp) that comes after the last applied one; give it a newer timestamp (migrate:make:tenant and migrate:make:master name new files correctly)`,
     );
   }
   return { direction: 'up', steps, batch: maxBatch(applied) + 1 };

@@ -49,6 +49,7 @@ export interface StatusResult {
   tenants: {
     total: number;
     upToDate: number;
+    /** Tenants with pending migrations (not counting those in missingFileOrgIds or missingSchemas). */
     behind: number;
     /** Newest applied migration → how many tenants are there, newest first. */
     versions: { version: string | null; count: number }[];

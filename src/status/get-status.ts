@@ -45,7 +45,9 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 
   const tenantFiles = new Set(tenantNames);
   const live = fleet.filter((row) => row.schemaExists);
-  const behind = live.filter((row) => !isUpToDate(row, tenantNames));
+  // A tenant whose newest migration has no file is drifted, not behind: migrating cannot fix it.
+  const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version));
+  const behind = live.filter((row) => !isUpToDate(row, tenantNames) && !missingFile.includes(row));
   const counts = new Map<string | null, number>();
   for (const row of live) counts.set(row.version, (counts.get(row.version) ?? 0) + 1);
   const versions = [...counts]
@@ -53,11 +55,11 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''));
   const tenants = {
     total: fleet.length,
-    upToDate: live.length - behind.length,
+    upToDate: live.length - behind.length - missingFile.length,
     behind: behind.length,
     versions,
     behindOrgIds: behind.map((row) => row.orgId),
-    missingFileOrgIds: live.filter((row) => row.version !== null && !tenantFiles.has(row.version)).map((row) => row.orgId),
+    missingFileOrgIds: missingFile.map((row) => row.orgId),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
   const ok =

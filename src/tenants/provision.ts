@@ -9,7 +9,7 @@ import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
-import { collisionError, tenantSchemaName, validateOrgIds } from './naming.ts';
+import { collisionError, printableOrgId, tenantSchemaName, validateOrgIds } from './naming.ts';
 import { collectWarnings, concurrencyOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
 
@@ -44,7 +44,10 @@ export async function provisionTenant(
   return fleetResult('provision:tenant', tenants, results, started, warnings);
 }
 
-/** Exit 2 before anything is written: a colliding registered org, or a schema nobody registered. */
+/**
+ * Exit 2 before anything is written: a colliding registered org, a schema nobody registered, or a
+ * registered org whose schema is gone.
+ */
 async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Promise<void> {
   const schemas = tenants.map((tenant) => tenant.schema);
   const registered = new Map((await tenantsBySchema(knex, schemas)).map((row) => [row.schema, row.orgId]));
@@ -52,17 +55,26 @@ async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Pr
     const owner = registered.get(tenant.schema);
     if (owner !== undefined && owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
   }
-  const unregistered = schemas.filter((schema) => !registered.has(schema));
-  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>('select nspname from pg_namespace where nspname = any(?)', [
-    unregistered,
-  ]);
-  if (rows.length > 0) throw orphanError(rows.map((row) => row.nspname));
+  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>('select nspname from pg_namespace where nspname = any(?)', [schemas]);
+  const existing = new Set(rows.map((row) => row.nspname));
+  const orphans = schemas.filter((schema) => existing.has(schema) && !registered.has(schema));
+  if (orphans.length > 0) throw orphanError(orphans);
+  const missing = tenants.filter((tenant) => registered.has(tenant.schema) && !existing.has(tenant.schema));
+  if (missing.length > 0) throw missingSchemaError(missing);
 }
 
 function orphanError(schemas: readonly string[]): UsageError {
   return new UsageError(
     `Schema ${schemas.join(', ')} already exists but no tenant is registered for it (left over from a manual change or a restore?). ` +
       `Inspect it, then drop it (DROP SCHEMA … CASCADE) before provisioning. Nothing was changed.`,
+  );
+}
+
+function missingSchemaError(tenants: readonly Pick<TenantRecord, 'orgId' | 'schema'>[]): UsageError {
+  const which = tenants.map((tenant) => `${printableOrgId(tenant.orgId)} (${tenant.schema})`).join(', ');
+  return new UsageError(
+    `${which}: registered, but the schema is missing (status lists it under missing schemas). Restore the schema from a backup, ` +
+      `or delete the registry row (DELETE FROM public.tenants WHERE schema_name = '…') to provision the org anew. Nothing was changed.`,
   );
 }
 
@@ -92,6 +104,7 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
       created = false;
       if (owner !== null) {
         if (owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
+        if (!schemaExists) throw missingSchemaError([tenant]); // dropped since the check above
         return;
       }
       if (schemaExists) throw orphanError([tenant.schema]);

@@ -22,7 +22,9 @@ export async function withTenant<T>(knex: Knex, orgId: string, fn: (trx: Knex.Tr
       [schema, schema],
     );
     if (!rows[0]?.found) {
-      throw new UsageError(`No schema ${schema} for org ${printableOrgId(orgId)}: provision it first (provision:tenant).`);
+      throw new UsageError(
+        `No schema ${schema} for org ${printableOrgId(orgId)}: provision it first (provision:tenant) — or, if \`status\` lists it under missing schemas, restore the schema from a backup.`,
+      );
     }
     return fn(trx);
   });

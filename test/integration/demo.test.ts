@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliEnv, repoRoot } from '../support/cli.ts';
 
@@ -17,5 +19,9 @@ describe('pnpm demo', () => {
     expect(output).toMatch(/0\.\d{4} {2}Tips for running a 1:1 with my manager/); // the nearest neighbour comes first
     expect(output).toContain('3 rolled back');
     expect(output).toContain('Demo finished');
+    // It leaves nothing behind in the project (its temporary tree lived under .tenant-migrate/).
+    const workDir = path.join(repoRoot, '.tenant-migrate');
+    const left = fs.existsSync(workDir) ? fs.readdirSync(workDir) : [];
+    expect(left.filter((name) => name.startsWith('demo-tree-'))).toEqual([]);
   });
 });

@@ -117,6 +117,16 @@ describe('provision:tenant', () => {
     expect(result.stderr).toMatch(/already exists but no tenant is registered/);
   });
 
+  it('refuses, with exit 2 and what to do, an org that is registered but whose schema is gone', async () => {
+    expect((await runCli(['provision:tenant', 'org_lost'], { env: env() })).code).toBe(0);
+    await db.knex().raw('drop schema ?? cascade', [tenantSchemaName('org_lost')]);
+    const result = await runCli(['provision:tenant', 'org_new', 'org_lost'], { env: env() });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`"org_lost" (${tenantSchemaName('org_lost')}): registered, but the schema is missing`);
+    expect(result.stderr).toMatch(/Restore the schema from a backup, or delete the registry row/);
+    expect(await tenantSchemas()).toEqual([]); // org_new was not provisioned either
+  });
+
   it('is atomic: a failing migration leaves no schema, no bookkeeping and no registry row', async () => {
     // The first migration creates org_users; the second throws after it ran.
     const tree = copyTree('tenant-basic', 1);

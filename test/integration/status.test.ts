@@ -53,6 +53,7 @@ describe('status', () => {
     const check = await runCli(['status', '--check'], { env });
     expect(check.code).toBe(1);
     expect(check.stdout).toContain('Behind: org_c');
+    expect(check.stdout).toContain('Tenants: 3 registered — 1 up to date, 1 behind, 1 without a schema');
     expect(check.stdout).toContain('tid_0123456789');
   });
 
@@ -65,6 +66,9 @@ describe('status', () => {
     const env = treeEnv(db.url, { master: fixture('master-basic'), tenant: tree });
     const result = await runCli(['status', '--json', '--check'], { env });
     expect(result.code).toBe(1);
-    expect(JSON.parse(result.stdout).tenants.missingFileOrgIds).toEqual(['org_gone']);
+    // Drifted, not behind: no migration run can fix it.
+    expect(JSON.parse(result.stdout).tenants).toMatchObject({ total: 1, upToDate: 0, behind: 0, missingFileOrgIds: ['org_gone'] });
+    const human = await runCli(['status'], { env });
+    expect(human.stdout).toContain('Tenants: 1 registered — 0 up to date, 0 behind, 1 with a missing migration file');
   });
 });

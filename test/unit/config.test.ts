@@ -127,6 +127,14 @@ describe('connection', () => {
     });
   });
 
+  it.each([{ DB_SSL: 'maybe' }, { DB_SSL: 'true', DB_SSL_REJECT_UNAUTHORIZED: 'nah' }, { DB_SSL: 'true', DB_SSL_CERT_PATH: 'no/such/ca.pem' }])(
+    'DATABASE_URL=embedded still refuses a bad TLS setting (%o)',
+    (tls) => {
+      const error = usageErrorOf(() => load({ DATABASE_URL: 'embedded', ...tls }));
+      expect(error.message).toMatch(/DB_SSL/);
+    },
+  );
+
   it('DATABASE_URL=embedded asks for the embedded server', () => {
     const config = load({ DATABASE_URL: 'embedded' });
     expect(config.embedded).toBe(true);
