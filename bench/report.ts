@@ -98,25 +98,23 @@ export function targetsOf(stats: Map<string, Stats>, tenants: number): Target[] 
     const y = stats.get(b);
     return x && y ? x.medianMs / y.medianMs : undefined;
   };
-  const targets: Target[] = [];
-  const faster = ratio('naive', 'migrate');
-  targets.push(
-    faster === undefined
-      ? { name: 'fresh migrate:tenants ≥ 3× faster than naive', actual: '—', limit: '≥ 3×', status: 'n/a', why: 'needs naive and migrate' }
-      : { name: 'fresh migrate:tenants ≥ 3× faster than naive', actual: `${faster.toFixed(2)}× faster`, limit: '≥ 3×', status: faster >= 3 ? 'met' : 'missed' },
-  );
-  const overFloor = ratio('migrate', 'floor-2');
-  targets.push(
-    overFloor === undefined
-      ? { name: 'fresh migrate:tenants ≤ 1.5× floor (2 conn)', actual: '—', limit: '≤ 1.5×', status: 'n/a', why: 'needs migrate and floor-2' }
-      : { name: 'fresh migrate:tenants ≤ 1.5× floor (2 conn)', actual: `${overFloor.toFixed(2)}×`, limit: '≤ 1.5×', status: overFloor <= 1.5 ? 'met' : 'missed' },
-  );
-  const noopFaster = ratio('naive-noop', 'noop');
-  targets.push(
-    noopFaster === undefined
-      ? { name: 'no-op ≥ 20× faster than naive no-op', actual: '—', limit: '≥ 20×', status: 'n/a', why: 'needs naive-noop and noop' }
-      : { name: 'no-op ≥ 20× faster than naive no-op', actual: `${noopFaster.toFixed(1)}× faster`, limit: '≥ 20×', status: noopFaster >= 20 ? 'met' : 'missed' },
-  );
+  // The ratio targets are stated at 1,000 tenants: below that the CLI's fixed start-up (Node + tsx,
+  // about half a second) is a large share of every tenant-migrate time, and the ratio says little.
+  const tooSmall = tenants < 1_000 ? `stated at 1,000 tenants; this run has ${tenants}, where the CLI's start-up dominates` : undefined;
+  /** "a is at least `times`× faster than b" (faster) or "a takes at most `times`× b" (at most). */
+  const ratioTarget = (name: string, a: string, b: string, kind: 'faster' | 'at most', times: number): Target => {
+    const limit = kind === 'faster' ? `≥ ${times}×` : `≤ ${times}×`;
+    const value = kind === 'faster' ? ratio(b, a) : ratio(a, b);
+    if (value === undefined) return { name, actual: '—', limit, status: 'n/a', why: `needs ${a} and ${b}` };
+    const actual = kind === 'faster' ? `${value.toFixed(value >= 10 ? 1 : 2)}× faster` : `${value.toFixed(2)}×`;
+    if (tooSmall) return { name, actual, limit, status: 'n/a', why: tooSmall };
+    return { name, actual, limit, status: (kind === 'faster' ? value >= times : value <= times) ? 'met' : 'missed' };
+  };
+  const targets: Target[] = [
+    ratioTarget('fresh migrate:tenants ≥ 3× faster than naive', 'migrate', 'naive', 'faster', 3),
+    ratioTarget('fresh migrate:tenants ≤ 1.5× floor (2 conn)', 'migrate', 'floor-2', 'at most', 1.5),
+    ratioTarget('no-op ≥ 20× faster than naive no-op', 'noop', 'naive-noop', 'faster', 20),
+  ];
   const atScale = tenants >= 10_000;
   const scaleWhy = atScale ? undefined : `stated at 10,000 tenants; this run has ${tenants} (run --tenants 10000 --skip-naive)`;
   for (const [id, name, limitS] of [
@@ -144,12 +142,7 @@ export function targetsOf(stats: Map<string, Stats>, tenants: number): Target[] 
     status: !worst || !atScale ? 'n/a' : worst[1] <= 200 ? 'met' : 'missed',
     ...(!worst ? { why: 'needs a tenant-migrate process contender' } : !atScale ? { why: scaleWhy } : {}),
   });
-  const provision = ratio('provision', 'floor-provision');
-  targets.push(
-    provision === undefined
-      ? { name: 'provision N orgs in one call ≤ 1.5× floor', actual: '—', limit: '≤ 1.5×', status: 'n/a', why: 'needs provision and floor-provision' }
-      : { name: 'provision N orgs in one call ≤ 1.5× floor', actual: `${provision.toFixed(2)}×`, limit: '≤ 1.5×', status: provision <= 1.5 ? 'met' : 'missed' },
-  );
+  targets.push(ratioTarget('provision N orgs in one call ≤ 1.5× floor', 'provision', 'floor-provision', 'at most', 1.5));
   return targets;
 }
 
