@@ -161,7 +161,8 @@ export function statusLines(status: StatusResult): string[] {
     status.missingSchemas.length ? `${status.missingSchemas.length} without a schema` : '',
   ].filter(Boolean);
   lines.push(`Tenants: ${tenants.total} registered — ${[`${tenants.upToDate} up to date`, `${tenants.behind} behind`, ...drift].join(', ')}`);
-  for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(44)} ${count}`);
+  const width = Math.max(0, ...tenants.versions.map(({ version }) => (version ?? '(no migrations)').length));
+  for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(width)}  ${count}`);
   if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
   if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
   if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));
