@@ -34,8 +34,8 @@ export interface SchemaRun {
   expect?: Expectation;
   /**
    * The statement that records what a transaction did beyond the schema's own bookkeeping (the
-   * tenant registry), given the applied state afterwards. It must include `bookkeeping` (say as a
-   * CTE): the executor sends the one statement, bound or — in batched mode — inlined by Knex's
+   * tenant registry), given the applied state afterwards. It must include `bookkeeping`, when given
+   * (say as a CTE): the executor sends the one statement, bound or — in batched mode — inlined by Knex's
    * escaping, so it must bind no user input (key rows by schema name, not org id).
    */
   finish?(knex: Knex, state: AppliedState, bookkeeping?: Knex.QueryBuilder): Knex.QueryBuilder;
@@ -76,9 +76,13 @@ class NeedsSeparateSteps extends Error {}
  * Runs a schema's plan in one transaction holding `pg_advisory_xact_lock` (released by PostgreSQL
  * at commit, rollback or disconnect).
  *
+ * When the caller predicts the schema's state and every pending migration's DDL is already known
+ * from an earlier tenant, the whole transaction is one script, one round trip (one-script.ts);
+ * otherwise, or if that script fails, the ordinary path below.
+ *
  * First with statements held back (ddl-batch.ts): BEGIN travels with the lock and the read of the
  * schema's state, the bookkeeping is written up front (the transaction makes order irrelevant), and
- * all the DDL travels with COMMIT — three or four round trips a tenant. If a round trip carrying
+ * all the DDL travels with COMMIT — two or three round trips a tenant. If a round trip carrying
  * held-back statements fails, that attempt has rolled back entirely; it runs again one statement at
  * a time, so the error names the migration at fault (a transient failure simply succeeds then).
  * A plan with a `transaction: false` migration goes through {@link runInSegments} instead.
