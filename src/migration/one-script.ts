@@ -33,7 +33,10 @@ export interface Expectation {
   setUp?: readonly string[];
 }
 
-/** The SQLSTATE the guard raises; only ever seen by {@link runAsOneScript}. */
+/**
+ * The SQLSTATE the guard raises. {@link runAsOneScript} falls back on any error alike; the code
+ * only makes a guard failure recognisable in the server's log.
+ */
 const GUARD_FAILED = 'TMXPT';
 const DOLLAR_TAG = '$tm_guard$';
 
