@@ -37,13 +37,13 @@ export async function migrateMaster(knex: Knex, options: MasterOptions = {}): Pr
  *   await rollbackMaster(knex, { all: true });
  */
 export async function rollbackMaster(knex: Knex, options: MasterOptions & { all?: boolean } = {}): Promise<MasterResult> {
-  return runMaster(knex, 'rollback:master', { direction: 'down', all: options.all ?? false }, options);
+  return runMaster(knex, 'rollback:master', { direction: 'down', undo: options.all ? { kind: 'all' } : { kind: 'newest-batch' } }, options);
 }
 
 async function runMaster(
   knex: Knex,
   command: MasterResult['command'],
-  intent: Pick<SchemaRun, 'direction' | 'all'>,
+  intent: Pick<SchemaRun, 'direction' | 'undo'>,
   options: MasterOptions,
 ): Promise<MasterResult> {
   const started = performance.now();

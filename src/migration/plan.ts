@@ -47,14 +47,29 @@ export function planUp(files: readonly string[], applied: readonly AppliedMigrat
 }
 
 /**
- * What a rollback undoes: the newest batch (or every batch with `all`), newest first.
+ * Which applied migrations a rollback undoes — data, so the executor has one down path whatever
+ * the command asked for:
+ * - `newest-batch`: the schema's newest batch (Knex's rule; the master tree's default);
+ * - `all`: every applied migration;
+ * - `names`: exactly these, where applied (a fleet release: see rollback-tenants.ts);
+ * - `to`: everything applied after `migration`, so that it ends as the newest applied one.
+ */
+export type UndoRule =
+  | { kind: 'newest-batch' }
+  | { kind: 'all' }
+  | { kind: 'names'; names: readonly string[] }
+  | { kind: 'to'; migration: string };
+
+/**
+ * What a rollback undoes under `rule`, newest first.
  *
  * @throws PlanError when a migration to undo has no file any more.
  */
-export function planDown(files: readonly string[], applied: readonly AppliedMigration[], all: boolean): Plan {
+export function planDown(files: readonly string[], applied: readonly AppliedMigration[], rule: UndoRule = { kind: 'newest-batch' }): Plan {
   const batch = maxBatch(applied);
+  const undo = undoFilter(rule, batch);
   const steps = applied
-    .filter((row) => all || row.batch === batch)
+    .filter(undo)
     .map((row) => row.name)
     .sort()
     .reverse();
@@ -64,6 +79,21 @@ export function planDown(files: readonly string[], applied: readonly AppliedMigr
     throw new PlanError(`cannot roll back ${missing.join(', ')}: no such file in the migrations directory — restore it first`);
   }
   return { direction: 'down', steps, batch };
+}
+
+function undoFilter(rule: UndoRule, newestBatch: number): (row: AppliedMigration) => boolean {
+  switch (rule.kind) {
+    case 'newest-batch':
+      return (row) => row.batch === newestBatch;
+    case 'all':
+      return () => true;
+    case 'names': {
+      const names = new Set(rule.names);
+      return (row) => names.has(row.name);
+    }
+    case 'to':
+      return (row) => row.name > rule.migration;
+  }
 }
 
 /** What the registry records of a schema: its newest applied migration and how many are applied. */

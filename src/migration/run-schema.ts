@@ -9,15 +9,15 @@ import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
 import { holdStatements, isHeldBackFailure, type StatementBatch } from './ddl-batch.ts';
 import { runAsOneScript, type Expectation } from './one-script.ts';
-import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan } from './plan.ts';
+import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
 export interface SchemaRun {
   schema: string;
   source: MigrationSource;
   direction: 'up' | 'down';
-  /** With `down`: undo every batch instead of the newest. */
-  all?: boolean;
+  /** With `down`: which applied migrations to undo (default: the newest batch). */
+  undo?: UndoRule;
   /**
    * True when the schema is known to have its bookkeeping tables (a registered tenant): its state
    * is then read in the same round trip as the lock.
@@ -184,7 +184,7 @@ async function readPlan(
     if (rows[0]?.hasBookkeeping) applied = await readApplied(trx, run.schema);
     else await createBookkeeping(trx, run.schema);
   }
-  const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.all ?? false);
+  const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.undo);
   return { plan, applied };
 }
 

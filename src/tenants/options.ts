@@ -15,6 +15,16 @@ export interface TenantCommandOptions {
   onWarning?(message: string): void;
   /** Called once the fleet to work on is known, before any tenant starts (progress bars). */
   onStart?(total: number): void;
+  /**
+   * `false` runs every migration module for every tenant, statement by statement, as plain Knex
+   * would: no replay of learned DDL. Default: on, unless `TENANT_MIGRATE_FAST_PATH=off`.
+   */
+  fastPath?: boolean;
+}
+
+/** Whether the executor may replay learned DDL (see src/migration/replay.ts). */
+export function fastPathOf(options: Pick<TenantCommandOptions, 'fastPath'>): boolean {
+  return options.fastPath ?? process.env.TENANT_MIGRATE_FAST_PATH?.toLowerCase() !== 'off';
 }
 
 export function concurrencyOf(options: Pick<TenantCommandOptions, 'concurrency'>): number {

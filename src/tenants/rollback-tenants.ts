@@ -33,7 +33,7 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         schema: tenant.schema,
         source,
         direction: 'down',
-        all: options.all ?? false,
+        undo: options.all ? { kind: 'all' } : { kind: 'newest-batch' },
         hasBookkeeping: true, // provisioning created it
         recorded: tenant,
         finish: recordTenantState(tenant.schema),

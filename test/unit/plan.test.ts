@@ -24,13 +24,13 @@ describe('planUp', () => {
 describe('planDown', () => {
   const applied = [row(files[0]!, 1), row(files[1]!, 2), row(files[2]!, 2)];
   it('undoes the newest batch, newest first, or everything with all', () => {
-    expect(planDown(files, applied, false)).toEqual({ direction: 'down', steps: [files[2], files[1]], batch: 2 });
-    expect(planDown(files, applied, true).steps).toEqual([...files].reverse());
-    expect(planDown(files, [], false).steps).toEqual([]);
+    expect(planDown(files, applied, { kind: 'newest-batch' })).toEqual({ direction: 'down', steps: [files[2], files[1]], batch: 2 });
+    expect(planDown(files, applied, { kind: 'all' }).steps).toEqual([...files].reverse());
+    expect(planDown(files, [], { kind: 'newest-batch' }).steps).toEqual([]);
   });
 
   it('refuses to undo a migration whose file is gone', () => {
-    expect(() => planDown(files.slice(0, 2), applied, false)).toThrow(/cannot roll back 20260201000003_c\.ts/);
+    expect(() => planDown(files.slice(0, 2), applied, { kind: 'newest-batch' })).toThrow(/cannot roll back 20260201000003_c\.ts/);
   });
 });
 
@@ -39,6 +39,6 @@ describe('stateAfter', () => {
     const applied = [row(files[0]!, 1)];
     expect(stateAfter(planUp(files, applied), applied)).toEqual({ version: files[2], count: 3 });
     const all = files.map((name) => row(name, 1));
-    expect(stateAfter(planDown(files, all, true), all)).toEqual({ version: null, count: 0 });
+    expect(stateAfter(planDown(files, all, { kind: 'all' }), all)).toEqual({ version: null, count: 0 });
   });
 });
