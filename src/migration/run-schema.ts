@@ -2,14 +2,30 @@
  * The executor: applies (or undoes) one schema's plan. Lock, DDL and bookkeeping share one
  * transaction on one connection, so a schema ends fully at the new version or untouched — even if
  * the process is killed mid-run. Used for every tenant and for the master tree (`public`).
+ *
+ * A schema's run takes one of two routes, chosen by data, not by trial:
+ *
+ * - `replay` — every pending migration's SQL is already known from an earlier tenant of this
+ *   process, all of it plain DDL (replayable.ts), and the caller predicts the schema's state: one
+ *   script, one round trip (replay-script.ts). If the prediction is wrong or anything fails, the
+ *   script leaves no trace and the run takes the `modules` route instead.
+ * - `modules` — what plain Knex does: the migration modules run for this schema, every statement
+ *   sent as Knex sends it, inside one transaction. A plan holding a `transaction: false` migration
+ *   is cut into units (consecutive transactional migrations share a transaction; each
+ *   `transaction: false` one runs alone), under a session lock held across them.
+ *
+ * Every transaction states READ COMMITTED (lock-then-read relies on it: each statement sees what
+ * committed before it started, so the state read after the lock is current), and counts as done
+ * only once the server confirms that it committed.
  */
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
-import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE, readApplied } from './bookkeeping.ts';
-import { holdStatements, isHeldBackFailure, type StatementBatch } from './ddl-batch.ts';
-import { runAsOneScript, type Expectation } from './one-script.ts';
+import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
+import { replayableSql } from './replayable.ts';
+import { replayScript, runReplayScript, type Expectation } from './replay-script.ts';
+import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 
 export interface SchemaRun {
@@ -26,17 +42,21 @@ export interface SchemaRun {
   /** Runs first, inside the (first) transaction, under the lock — e.g. create the schema. */
   prepare?(trx: Knex.Transaction): Promise<void>;
   /**
-   * What the caller predicts the schema holds (up only): when every pending migration's DDL is
-   * already known, the schema is migrated in one round trip (one-script.ts), `prepare` replaced by
-   * the expectation's set-up. A wrong prediction costs a fallback to the ordinary path, never a
-   * migration applied twice.
+   * The fast path (up only): replay SQL learned from earlier tenants, and learn it from this one.
+   * Off, every migration module runs for every schema. Default off.
+   */
+  replay?: boolean;
+  /**
+   * What the caller predicts the schema holds: with `replay`, when every pending migration's SQL is
+   * known, the schema is migrated in one round trip, `prepare` replaced by the expectation's set-up.
+   * A wrong prediction costs a fallback to the `modules` route, never a migration applied twice.
    */
   expect?: Expectation;
   /**
    * The statement that records what a transaction did beyond the schema's own bookkeeping (the
    * tenant registry), given the applied state afterwards. It must include `bookkeeping`, when given
-   * (say as a CTE): the executor sends the one statement, bound or — in batched mode — inlined by Knex's
-   * escaping, so it must bind no user input (key rows by schema name, not org id).
+   * (say as a CTE): the executor sends the one statement — bound, or in a replay script inlined by
+   * Knex's escaping — so it must bind no user input (key rows by schema name, not org id).
    */
   finish?(knex: Knex, state: AppliedState, bookkeeping?: Knex.QueryBuilder): Knex.QueryBuilder;
   /**
@@ -50,11 +70,10 @@ export interface SchemaRun {
 export interface SchemaRunResult {
   plan: Plan;
   /**
-   * How it ran: `one-script` (the fast path: nothing of `prepare` ran, the expectation's set-up
-   * did), `transaction` (one transaction, the DDL batched or statement by statement), or
-   * `segments` (a plan with a `transaction: false` migration).
+   * The route taken: `replay` (one script; nothing of `prepare` ran, the expectation's set-up did),
+   * `modules` (one transaction), or `units` (a plan with a `transaction: false` migration).
    */
-  via: 'one-script' | 'transaction' | 'segments';
+  via: 'replay' | 'modules' | 'units';
 }
 
 /** A migration that failed, named; the database's error is the cause. */
@@ -69,123 +88,166 @@ export class StepError extends Error {
   }
 }
 
-/** Thrown inside the one-transaction path when the plan holds a `transaction: false` migration. */
-class NeedsSeparateSteps extends Error {}
-
-/**
- * Runs a schema's plan in one transaction holding `pg_advisory_xact_lock` (released by PostgreSQL
- * at commit, rollback or disconnect).
- *
- * When the caller predicts the schema's state and every pending migration's DDL is already known
- * from an earlier tenant, the whole transaction is one script, one round trip (one-script.ts);
- * otherwise, or if that script fails, the ordinary path below.
- *
- * First with statements held back (ddl-batch.ts): BEGIN travels with the lock and the read of the
- * schema's state, the bookkeeping is written up front (the transaction makes order irrelevant), and
- * all the DDL travels with COMMIT — two or three round trips a tenant. If a round trip carrying
- * held-back statements fails, that attempt has rolled back entirely; it runs again one statement at
- * a time, so the error names the migration at fault (a transient failure simply succeeds then).
- * A plan with a `transaction: false` migration goes through {@link runInSegments} instead.
- */
-export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
-  if (run.expect && run.direction === 'up') {
-    const plan = await runAsOneScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
-    if (plan) return { plan, via: 'one-script' };
-  }
-  try {
-    return await runInOneTransaction(knex, run, 'batched');
-  } catch (error) {
-    if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
-    if (!isHeldBackFailure(error)) throw error;
-  }
-  try {
-    return await runInOneTransaction(knex, run, 'statement-by-statement');
-  } catch (error) {
-    if (error instanceof NeedsSeparateSteps) return runInSegments(knex, run);
-    throw error;
-  }
+/** The server answered a COMMIT without committing (the transaction had been aborted). */
+export class NotCommittedError extends Error {
+  override readonly name = 'NotCommittedError';
 }
 
-type Mode = 'batched' | 'statement-by-statement';
+/**
+ * Runs a schema's plan. See the module comment for the two routes.
+ *
+ * @example
+ *   const { plan, via } = await runSchema(knex, { schema: 'tid_cf4116b064', source, direction: 'up', hasBookkeeping: true });
+ */
+export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
+  if (run.replay && run.expect && run.direction === 'up') {
+    const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
+    if (replay && (await runReplayScript(knex, replay.script))) return { plan: replay.plan, via: 'replay' };
+  }
+  return runModules(knex, run);
+}
 
-async function runInOneTransaction(knex: Knex, run: SchemaRun, mode: Mode): Promise<SchemaRunResult> {
+/** A run of migrations that share a transaction, or one `transaction: false` migration alone. */
+interface Unit {
+  transactional: boolean;
+  names: string[];
+  modules: MigrationModule[];
+}
+
+/**
+ * The `modules` route, on one pinned connection. The first transaction locks, prepares, reads the
+ * state and plans; when the plan starts with transactional migrations they run in it too — for the
+ * usual plan that is the whole run. Units after a `transaction: false` migration each get their own
+ * transaction, under a session lock taken before the first transaction lets its lock go.
+ */
+async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   const connection: unknown = await knex.client.acquireConnection();
-  const held = mode === 'batched' ? holdStatements(connection) : undefined;
-  const learned = new Map<string, readonly string[]>();
-  let failed = false;
+  const key = schemaLockKey(run.schema);
+  let sessionLocked = false;
   try {
-    const result = await knex.transaction(
-      async (trx) => {
-        const batched = mode === 'batched';
-        const { plan, applied } = await readPlan(trx, run, { lock: true, inline: batched, readWithLock: run.hasBookkeeping });
-        const modules = await Promise.all(plan.steps.map((name) => run.source.load(name)));
-        if (modules.some((module) => !isTransactional(module))) throw new NeedsSeparateSteps();
-        if (batched) {
-          // Held back like DDL: it travels with COMMIT; the transaction makes its place irrelevant.
-          await record(trx, run, plan, applied, plan.steps, [], held);
-          await runSteps(trx, run, plan.steps, modules, { held: held!, learned });
-        } else {
-          await runSteps(trx, run, plan.steps, modules);
-          await record(trx, run, plan, applied, plan.steps, []);
-        }
-        return { plan, via: 'transaction' as const };
-      },
-      { connection },
-    );
-    // Only DDL that committed is replayed for other tenants.
-    for (const [key, statements] of learned) run.source.replays.set(key, statements);
-    return result;
-  } catch (error) {
-    failed = true;
-    throw error;
+    const learned = new Map<string, SentStatement[]>();
+    const { plan, applied, rest, done } = await inTransaction(knex, connection, run, { lock: true, read: run.hasBookkeeping ?? false }, async (trx, opened) => {
+      const { plan, applied } = await readPlan(trx, run, opened);
+      const units = unitsOf(plan.steps, await Promise.all(plan.steps.map((name) => run.source.load(name))));
+      const first = units[0]?.transactional ? units.shift()! : { transactional: true, names: [], modules: [] };
+      await runSteps(trx, run, first, run.replay && plan.direction === 'up' ? learned : undefined);
+      await record(trx, run, plan, applied, first.names, []);
+      if (units.length > 0) {
+        // Taken while the transaction's lock is still held, so no other run slips in between.
+        await trx.raw('select pg_advisory_lock(?, ?)', key);
+        sessionLocked = true;
+      }
+      return { plan, applied, rest: units, done: first.names };
+    });
+    // Only SQL that committed is replayed for other tenants.
+    await learn(run.source, learned);
+    if (rest.length === 0) return { plan, via: 'modules' };
+
+    for (const unit of rest) {
+      if (unit.transactional) {
+        await inTransaction(knex, connection, run, { lock: false, read: false }, async (trx) => {
+          await runSteps(trx, run, unit);
+          await record(trx, run, plan, applied, unit.names, done);
+        });
+      } else {
+        run.onWarning?.(
+          `${unit.names[0]} has config.transaction = false: it runs alone, outside ${run.schema}'s transaction; if it fails, the migrations before it stay applied.`,
+        );
+        await runAlone(knex, connection, run, unit);
+        await inTransaction(knex, connection, run, { lock: false, read: false }, (trx) => record(trx, run, plan, applied, unit.names, done));
+      }
+      done.push(...unit.names);
+    }
+    return { plan, via: 'units' };
   } finally {
-    held?.release();
-    // A COMMIT that failed behind held-back DDL leaves the transaction open: close it before the
-    // connection goes back to the pool ("no transaction in progress" is harmless otherwise).
-    if (failed) await knex.raw('rollback').connection(connection).catch(() => {});
+    if (sessionLocked) await knex.raw('select pg_advisory_unlock(?, ?)', key).connection(connection).catch(() => {});
     await knex.client.releaseConnection(connection);
   }
 }
 
-/** The lock, the search_path and (when the schema may lack it) a bookkeeping check, in one statement. */
-const LOCK_AND_POINT = `select pg_advisory_xact_lock(?, ?)::text as locked, set_config('search_path', ?, true) as path,
-                              to_regclass(?) is not null as "hasBookkeeping"`;
-const POINT = `select set_config('search_path', ?, true) as path, to_regclass(?) is not null as "hasBookkeeping"`;
+interface Opened {
+  hasBookkeeping: boolean;
+  /** The schema's applied migrations, when read with the lock. */
+  applied?: AppliedMigration[];
+}
 
 /**
- * Lock (when asked), point search_path at the schema, prepare, and plan from what the schema has
- * applied.
- *
- * `inline` sends the lock statement as a simple-protocol query, so that a held-back BEGIN rides
- * with it; with `readWithLock` (a registered tenant: its bookkeeping exists) the read of
- * `knex_migrations` joins it as a second statement — in READ COMMITTED each statement takes its own
- * snapshot, so the read still sees everything committed before the lock was granted. The values
- * inlined by Knex's escaping are lock numbers and the schema's own name, never user input.
+ * One transaction of the executor on the pinned connection: BEGIN with READ COMMITTED stated; then,
+ * in one round trip, the schema's advisory lock (when asked), its search_path, the transaction id,
+ * and — as a second statement, so that it reads with a snapshot taken after the lock was granted —
+ * the schema's applied migrations. After Knex's COMMIT, the server is asked whether that
+ * transaction id committed: a COMMIT answered by ROLLBACK is a failure, never a success.
  */
-async function readPlan(
+async function inTransaction<T>(
+  knex: Knex,
+  connection: unknown,
+  run: Pick<SchemaRun, 'schema'>,
+  open: { lock: boolean; read: boolean },
+  body: (trx: Knex.Transaction, opened: Opened) => Promise<T>,
+): Promise<T> {
+  let xid = '';
+  const value = await knex.transaction(
+    async (trx) => {
+      const opened = await openTransaction(trx, run.schema, open);
+      xid = opened.xid;
+      return body(trx, opened);
+    },
+    { connection, isolationLevel: 'read committed' },
+  );
+  const { rows } = await knex.raw<{ rows: { status: string | null }[] }>('select txid_status(?::bigint) as status', [xid]).connection(connection);
+  if (rows[0]?.status !== 'committed') {
+    throw new NotCommittedError(`${run.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
+  }
+  return value;
+}
+
+async function openTransaction(
   trx: Knex.Transaction,
-  run: SchemaRun,
-  options: { lock: boolean; inline?: boolean; readWithLock?: boolean },
-): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
-  const bookkeeping = `${quoteIdentifier(run.schema)}.${MIGRATIONS_TABLE}`;
-  const point = options.lock
-    ? trx.raw(LOCK_AND_POINT, [...schemaLockKey(run.schema), searchPathFor(run.schema), bookkeeping])
-    : trx.raw(POINT, [searchPathFor(run.schema), bookkeeping]);
-  let applied: AppliedMigration[] = [];
-  if (options.inline && options.readWithLock) {
-    const read = trx.withSchema(run.schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id');
-    const results = (await trx.raw([point.toQuery(), read.toQuery()].join(';\n'))) as unknown as { rows: AppliedMigration[] }[];
-    applied = results[1]!.rows;
-    await run.prepare?.(trx);
-  } else {
-    const { rows } = (await (options.inline ? trx.raw(point.toQuery()) : point)) as { rows: { hasBookkeeping: boolean }[] };
-    await run.prepare?.(trx);
-    // A schema without bookkeeping has applied nothing.
-    if (rows[0]?.hasBookkeeping) applied = await readApplied(trx, run.schema);
+  schema: string,
+  open: { lock: boolean; read: boolean },
+): Promise<Opened & { xid: string }> {
+  const bookkeeping = `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`;
+  const lock = open.lock ? trx.raw('pg_advisory_xact_lock(?, ?)::text as locked,', [...schemaLockKey(schema)]).toQuery() : '';
+  // Values inlined by Knex's escaping: lock numbers and the schema's own name, never user input.
+  const point = trx
+    .raw(`select ${lock} set_config('search_path', ?, true) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`, [
+      searchPathFor(schema),
+      bookkeeping,
+    ])
+    .toQuery();
+  if (!open.read) {
+    const { rows } = (await trx.raw(point)) as { rows: { xid: string; hasBookkeeping: boolean }[] };
+    return { xid: rows[0]!.xid, hasBookkeeping: rows[0]!.hasBookkeeping };
+  }
+  const read = trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery();
+  const [pointed, applied] = (await trx.raw(`${point};\n${read}`)) as unknown as [
+    { rows: { xid: string; hasBookkeeping: boolean }[] },
+    { rows: AppliedMigration[] },
+  ];
+  return { xid: pointed.rows[0]!.xid, hasBookkeeping: true, applied: applied.rows };
+}
+
+/** Prepare (under the lock), make sure the bookkeeping exists, and plan from what the schema has applied. */
+async function readPlan(trx: Knex.Transaction, run: SchemaRun, opened: Opened): Promise<{ plan: Plan; applied: AppliedMigration[] }> {
+  await run.prepare?.(trx);
+  let applied = opened.applied;
+  if (!applied) {
+    // A schema without bookkeeping (a new tenant, a fresh database) has applied nothing.
+    const exists = opened.hasBookkeeping || (await hasBookkeepingTable(trx, run.schema));
+    if (exists) applied = (await trx.withSchema(run.schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id')) as AppliedMigration[];
     else await createBookkeeping(trx, run.schema);
   }
+  applied ??= [];
   const plan = run.direction === 'up' ? planUp(run.source.names, applied) : planDown(run.source.names, applied, run.undo);
   return { plan, applied };
+}
+
+/** Asked again after `prepare`, which may have created the schema. */
+async function hasBookkeepingTable(trx: Knex.Transaction, schema: string): Promise<boolean> {
+  const { rows } = await trx.raw<{ rows: { exists: boolean }[] }>('select to_regclass(?) is not null as exists', [
+    `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`,
+  ]);
+  return rows[0]!.exists;
 }
 
 /**
@@ -197,47 +259,40 @@ export async function setLocalSearchPath(trx: Knex.Transaction, schema: string):
 }
 
 /**
- * Runs migrations in order, naming the one that fails.
- *
- * With `replay` (batched mode): a migration that an earlier tenant of this run ran as nothing but
- * plain DDL is not run again — its statements are held back as they were sent then (tenant
- * migrations use unqualified names, so the SQL is the same in every schema). The module's code,
- * compiling a dozen statements through Knex, is most of a tenant's client-side cost. A migration
- * that reads, binds values or opens a savepoint runs for every tenant.
+ * Runs a unit's migrations in order, naming the one that fails. With `learned`, notes what each
+ * migration sent, for {@link learn}.
  */
-async function runSteps(
-  knex: Knex,
-  run: SchemaRun,
-  names: readonly string[],
-  modules: readonly MigrationModule[],
-  replay?: { held: StatementBatch; learned: Map<string, readonly string[]> },
-): Promise<void> {
-  for (const [i, name] of names.entries()) {
-    const module = modules[i]!;
-    const step = run.direction === 'up' ? module.up : module.down;
-    if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
-    const key = `${run.direction}:${name}`;
-    const known = replay && run.source.replays.get(key);
-    if (known) {
-      replay.held.hold(known);
-      continue;
+async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, learned?: Map<string, SentStatement[]>): Promise<void> {
+  const log = learned ? logStatements(knex as Knex.Transaction) : undefined;
+  try {
+    for (const [i, name] of unit.names.entries()) {
+      const module = unit.modules[i]!;
+      const step = run.direction === 'up' ? module.up : module.down;
+      if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
+      const from = log?.sent.length ?? 0;
+      try {
+        await step.call(module, knex);
+      } catch (error) {
+        throw new StepError(name, run.direction, error);
+      }
+      if (log && !run.source.replays.has(name)) learned!.set(name, log.sent.slice(from));
     }
-    const recording = replay?.held.record();
-    try {
-      await step.call(module, knex);
-    } catch (error) {
-      recording?.stop();
-      throw new StepError(name, run.direction, error);
-    }
-    const seen = recording?.stop();
-    if (seen?.onlyHeld) replay!.learned.set(key, seen.statements);
+  } finally {
+    log?.stop();
+  }
+}
+
+/** Keeps, for later tenants, the SQL of each migration that sent nothing but plain DDL. */
+async function learn(source: MigrationSource, learned: ReadonlyMap<string, SentStatement[]>): Promise<void> {
+  for (const [name, sent] of learned) {
+    const sql = await replayableSql(sent);
+    if (sql) source.replays.set(name, sql);
   }
 }
 
 /**
- * Writes the bookkeeping of `names` (and, through `finish`, the registry) in one statement: sent
- * now, or with `held`, held back with the DDL (its values inlined by Knex's escaping: migration
- * names, counts, the schema name).
+ * Writes the bookkeeping of `names` and, through `finish`, the registry, in one statement — the
+ * last the transaction sends, so it also proves the transaction is not aborted.
  */
 async function record(
   trx: Knex.Transaction,
@@ -246,19 +301,16 @@ async function record(
   applied: readonly AppliedMigration[],
   names: readonly string[],
   before: readonly string[],
-  held?: StatementBatch,
 ): Promise<void> {
   const state = stateAfter(plan, applied, [...before, ...names]);
   if (names.length === 0) {
-    // Nothing to record — unless the registry is behind the schema's own bookkeeping (say a
+    // Nothing to record — unless the registry disagrees with the schema's own bookkeeping (say a
     // tenant was migrated with stock Knex): correct it, or every run would find it "behind" again.
     if (run.finish && run.recorded && !sameState(run.recorded, state)) await run.finish(trx, state);
     return;
   }
   const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
-  const statement = run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping;
-  if (held) held.hold([statement.toQuery()]);
-  else await statement;
+  await (run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping);
 }
 
 function sameState(a: AppliedState, b: AppliedState): boolean {
@@ -266,76 +318,16 @@ function sameState(a: AppliedState, b: AppliedState): boolean {
 }
 
 /**
- * The opt-out path: a session advisory lock on one pinned connection for the whole plan; runs of
- * transactional migrations share a transaction; each `transaction: false` migration runs alone
- * (e.g. `CREATE INDEX CONCURRENTLY`), with its bookkeeping written right after it succeeds.
+ * Runs a `transaction: false` migration outside any transaction, on the pinned connection that
+ * holds the schema's session lock (a second connection would deadlock a single-session server such
+ * as PGlite), with the schema's search_path for the duration and reset afterwards.
  */
-async function runInSegments(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
-  const connection: unknown = await knex.client.acquireConnection();
-  const key = schemaLockKey(run.schema);
-  try {
-    await knex.raw('select pg_advisory_lock(?, ?)', key).connection(connection);
-    try {
-      return await runSegmentsLocked(knex, connection, run);
-    } finally {
-      await knex.raw('select pg_advisory_unlock(?, ?)', key).connection(connection);
-    }
-  } finally {
-    await knex.client.releaseConnection(connection);
-  }
-}
-
-async function runSegmentsLocked(knex: Knex, connection: unknown, run: SchemaRun): Promise<SchemaRunResult> {
-  const onConnection = <T>(fn: (trx: Knex.Transaction) => Promise<T>) => knex.transaction(fn, { connection });
-  let applied: AppliedMigration[] = [];
-  let plan!: Plan;
-  const modules: MigrationModule[] = [];
-  await onConnection(async (trx) => {
-    ({ plan, applied } = await readPlan(trx, run, { lock: false })); // the session lock is held
-    modules.push(...(await Promise.all(plan.steps.map((name) => run.source.load(name)))));
-    // Commit what prepare did (e.g. the new schema) before the first step that cannot share it.
-  });
-  const done: string[] = [];
-  const progress = (): Plan => ({ ...plan, steps: [...done] });
-  for (const segment of segmentsOf(plan.steps, modules)) {
-    if (segment.transactional) {
-      await onConnection(async (trx) => {
-        await setLocalSearchPath(trx, run.schema);
-        await runSteps(trx, run, segment.names, segment.modules);
-        await record(trx, run, plan, applied, segment.names, done);
-      });
-    } else {
-      const name = segment.names[0]!;
-      run.onWarning?.(
-        `${name} has config.transaction = false: it runs alone, outside ${run.schema}'s transaction; if it fails, the migrations before it stay applied.`,
-      );
-      await runAlone(knex, connection, run, segment.names, segment.modules);
-      await onConnection(async (trx) => {
-        await record(trx, run, plan, applied, segment.names, done);
-      });
-    }
-    done.push(...segment.names);
-  }
-  return { plan: progress(), via: 'segments' };
-}
-
-/**
- * Runs migrations outside any transaction, on the pinned connection that holds the schema's
- * session lock (a second connection would deadlock a single-session server such as PGlite), with
- * the schema's search_path for the duration and reset afterwards.
- */
-async function runAlone(
-  knex: Knex,
-  connection: unknown,
-  run: SchemaRun,
-  names: readonly string[],
-  modules: readonly MigrationModule[],
-): Promise<void> {
+async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: Unit): Promise<void> {
   const pinned = knexOnConnection(knex, connection);
   if (run.schema === 'public') await pinned.raw('set search_path to public');
   else await pinned.raw('set search_path to ??, public', [run.schema]);
   try {
-    await runSteps(pinned, run, names, modules);
+    await runSteps(pinned, run, unit);
   } finally {
     await pinned.raw('reset search_path');
   }
@@ -352,25 +344,19 @@ function knexOnConnection(knex: Knex, connection: unknown): Knex {
   return pinned;
 }
 
-interface Segment {
-  transactional: boolean;
-  names: string[];
-  modules: MigrationModule[];
-}
-
 /** Groups consecutive transactional migrations; every `transaction: false` one stands alone. */
-function segmentsOf(names: readonly string[], modules: readonly MigrationModule[]): Segment[] {
-  const segments: Segment[] = [];
+function unitsOf(names: readonly string[], modules: readonly MigrationModule[]): Unit[] {
+  const units: Unit[] = [];
   for (const [i, name] of names.entries()) {
     const module = modules[i]!;
     const transactional = isTransactional(module);
-    const last = segments.at(-1);
+    const last = units.at(-1);
     if (transactional && last?.transactional) {
       last.names.push(name);
       last.modules.push(module);
     } else {
-      segments.push({ transactional, names: [name], modules: [module] });
+      units.push({ transactional, names: [name], modules: [module] });
     }
   }
-  return segments;
+  return units;
 }

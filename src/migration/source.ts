@@ -22,9 +22,9 @@ export interface MigrationSource {
   names: readonly string[];
   load(name: string): Promise<MigrationModule>;
   /**
-   * Migrations that, run once in this process, sent nothing but plain DDL (no reads, no bound
-   * values), keyed `up:<name>` / `down:<name>`, with that DDL: the executor replays it for the
-   * next tenants instead of running the module again (run-schema.ts).
+   * Migrations that, run up once in this process, sent nothing but plain DDL (replayable.ts), by
+   * name, with that SQL: the executor replays it for the next tenants instead of running the
+   * module again (replay-script.ts).
    */
   replays: Map<string, readonly string[]>;
 }

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { runFleet } from '../fleet/run-fleet.ts';
-import { expectApplied, type Expectation } from '../migration/one-script.ts';
+import { expectApplied, type Expectation } from '../migration/replay-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { summarize, type FleetResult, type TenantResult } from '../report/results.ts';
-import { collectWarnings, concurrencyOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, concurrencyOf, fastPathOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { isUpToDate, recordTenantState, type TenantRecord } from './registry.ts';
 import { selectTenants } from './select-tenants.ts';
 
@@ -31,7 +31,7 @@ export async function migrateTenants(knex: Knex, options: TenantCommandOptions =
     .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
   for (const result of current) options.onTenantDone?.(result);
 
-  const ran = await runFleet(behind, (tenant) => migrateTenant(knex, source, tenant, warn), {
+  const ran = await runFleet(behind, (tenant) => migrateTenant(knex, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
     concurrency: concurrencyOf(options),
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
@@ -40,7 +40,12 @@ export async function migrateTenants(knex: Knex, options: TenantCommandOptions =
 }
 
 /** Brings one registered tenant to the newest migration. */
-export async function migrateTenant(knex: Knex, source: MigrationSource, tenant: TenantRecord, onWarning?: (message: string) => void) {
+export async function migrateTenant(
+  knex: Knex,
+  source: MigrationSource,
+  tenant: TenantRecord,
+  { onWarning, replay = true }: { onWarning?(message: string): void; replay?: boolean } = {},
+) {
   const { plan } = await runSchema(knex, {
     schema: tenant.schema,
     source,
@@ -50,6 +55,7 @@ export async function migrateTenant(knex: Knex, source: MigrationSource, tenant:
     recorded: tenant,
     finish: recordTenantState(tenant.schema),
     onWarning,
+    replay,
   });
   return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps };
 }

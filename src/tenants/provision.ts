@@ -4,13 +4,13 @@ import { UsageError } from '../errors.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { bookkeepingDdl } from '../migration/bookkeeping.ts';
-import { expectNewSchema } from '../migration/one-script.ts';
+import { expectNewSchema } from '../migration/replay-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collisionError, printableOrgId, tenantSchemaName, validateOrgIds } from './naming.ts';
-import { collectWarnings, concurrencyOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, concurrencyOf, fastPathOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
 
 /**
@@ -36,7 +36,7 @@ export async function provisionTenant(
   await refuseConflicts(knex, tenants);
   const { warnings, warn } = collectWarnings(options);
   options.onStart?.(tenants.length);
-  const results = await runFleet(tenants, (tenant) => provisionOne(knex, source, tenant, warn), {
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
     concurrency: concurrencyOf(options),
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
@@ -78,13 +78,19 @@ function missingSchemaError(tenants: readonly Pick<TenantRecord, 'orgId' | 'sche
   );
 }
 
-async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantRecord, onWarning: (message: string) => void) {
+async function provisionOne(
+  knex: Knex,
+  source: MigrationSource,
+  tenant: TenantRecord,
+  { onWarning, replay }: { onWarning(message: string): void; replay: boolean },
+) {
   let created = false;
   const { plan, via } = await runSchema(knex, {
     schema: tenant.schema,
     source,
     direction: 'up',
     onWarning,
+    replay,
     // The usual case, a new org: one round trip once the tree's DDL is known. If the schema exists
     // after all (a concurrent call, an orphan), the prepare below runs instead and sorts it out.
     expect: expectNewSchema(tenant.schema, [
@@ -115,6 +121,6 @@ async function provisionOne(knex: Knex, source: MigrationSource, tenant: TenantR
     },
     finish: recordTenantState(tenant.schema),
   });
-  const status = created || via === 'one-script' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
+  const status = created || via === 'replay' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;
 }

@@ -1,6 +1,6 @@
 /**
- * A migration's DDL goes to PostgreSQL in one round trip (src/migration/ddl-batch.ts), without
- * changing what the migration sees or what a failure reports.
+ * The executor's `modules` route (src/migration/run-schema.ts): a migration sees what plain Knex
+ * shows it, and a failure names the migration and leaves the tenant untouched.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
@@ -8,7 +8,6 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
-import { recordSql } from '../support/record-sql.ts';
 import { copyTree, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_ddl_batch' });
@@ -16,26 +15,8 @@ const db = useFreshDatabase({ prefix: 'tm_ddl_batch' });
 beforeEach(() => dropAllTenants(db.knex()));
 afterEach(() => dropAllTenants(db.knex()));
 
-describe('DDL batching', () => {
-  it("sends a migration's DDL statements together, in order, in one round trip", async () => {
-    const tree = copyTree('tenant-basic', 1);
-    await provisionTenant(db.knex(), ['org_batch'], { directory: tree });
-    writeMigration(
-      tree,
-      '20260301000000_three_tables.ts',
-      `await knex.schema.createTable('a', (t) => { t.increments('id'); t.text('name').index(); });
-       await knex.schema.createTable('b', (t) => { t.increments('id'); t.integer('a_id').references('id').inTable('a'); });
-       await knex.raw('comment on table b is \\'batched\\'');`,
-    );
-    const sent = await recordSql(() => migrateTenants(db.knex(), { directory: tree }));
-    const ddl = sent.filter((text) => /create table|create index|comment on/i.test(text));
-    expect(ddl).toHaveLength(1);
-    expect(ddl[0]).toMatch(/create table "a"[\s\S]*create index[\s\S]*create table "b"[\s\S]*foreign key[\s\S]*comment on table b/);
-    const { rows } = await db.knex().raw("select obj_description(?::regclass) as comment", [`${tenantSchemaName('org_batch')}.b`]);
-    expect(rows[0].comment).toBe('batched');
-  });
-
-  it('sends held-back DDL before a statement that reads, and before a savepoint', async () => {
+describe('the modules route', () => {
+  it('a migration reads its own DDL, inside and after a savepoint', async () => {
     const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), ['org_reads'], { directory: tree });
     writeMigration(
@@ -56,7 +37,7 @@ describe('DDL batching', () => {
     expect(result.tenants[0]?.status).toBe('migrated');
   });
 
-  it('a failing held-back statement fails its own migration, names it, and the tenant keeps nothing', async () => {
+  it('a failing statement fails its own migration, names it, and the tenant keeps nothing', async () => {
     const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), ['org_ddl_error'], { directory: tree });
     writeMigration(tree, '20260301000000_fine.ts', "await knex.schema.createTable('fine', (t) => t.increments('id'));");

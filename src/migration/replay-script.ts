@@ -1,19 +1,21 @@
 /**
  * The fast path of a fleet run: one round trip per tenant.
  *
- * Once a tenant of this process has run a migration and it sent nothing but plain DDL, its
- * statements are known (`source.replays`, see run-schema.ts). A later tenant whose pending
+ * Once a tenant of this process has run a migration as a module and every statement it sent was
+ * plain DDL (replayable.ts), its SQL is known (`source.replays`). A later tenant whose pending
  * migrations are all known, and whose state the caller can predict (the registry says what it has
  * applied; a new tenant has nothing), is migrated with ONE simple-protocol script — what the
  * plain-SQL floor of `pnpm bench` sends:
  *
- *   begin; <advisory lock>; <search_path>; <guard>; <set-up>; <DDL…>; <bookkeeping + registry>; commit
+ *   begin isolation level read committed; <advisory lock>; <search_path>; <guard>; <set-up>;
+ *   <DDL…>; <bookkeeping + registry>; commit
  *
  * The guard runs under the lock and raises unless the schema is in the predicted state, so a
  * concurrent run, a stale registry row or a hand-made change can never make a migration apply
  * twice: the script rolls back whole, and the caller's ordinary path (which reads the state under
- * the lock) takes over. Any other failure falls back the same way, and the ordinary path then
- * names the migration at fault. Either way the tenant is all-or-nothing: one transaction.
+ * the lock) takes over. Any other failure falls back the same way, and the ordinary path then names
+ * the migration at fault. Either way the tenant is all-or-nothing: one transaction — and it counts
+ * as done only when the server answered the script's COMMIT with COMMIT.
  */
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
@@ -34,11 +36,21 @@ export interface Expectation {
 }
 
 /**
- * The SQLSTATE the guard raises. {@link runAsOneScript} falls back on any error alike; the code
+ * The SQLSTATE the guard raises. {@link runReplayScript} falls back on any error alike; the code
  * only makes a guard failure recognisable in the server's log.
  */
 const GUARD_FAILED = 'TMXPT';
 const DOLLAR_TAG = '$tm_guard$';
+
+/**
+ * Between statements: a newline first, so that a statement ending in a `--` comment cannot swallow
+ * the separator (every recorded statement was parsed whole by PostgreSQL's parser, so nothing else
+ * of it — a string, a dollar-quoted body, a block comment — is left open at its end).
+ */
+const SEPARATOR = '\n;\n';
+
+/** First line of every script: names the fast path in pg_stat_activity and the server's log. */
+export const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
 
 /** Predicts that a schema has applied exactly `names` (its `knex_migrations`, compared by digest). */
 export function expectApplied(schema: string, names: readonly string[]): Expectation {
@@ -58,7 +70,7 @@ export function expectNewSchema(schema: string, setUp: readonly string[]): Expec
   };
 }
 
-export interface OneScriptRun {
+export interface ReplayRun {
   schema: string;
   source: MigrationSource;
   expect: Expectation;
@@ -66,42 +78,51 @@ export interface OneScriptRun {
   finish?(knex: Knex, state: AppliedState, bookkeeping?: Knex.QueryBuilder): Knex.QueryBuilder;
 }
 
+interface PgResult {
+  command?: string | null;
+}
 interface PgClient {
-  query(text: string): Promise<unknown>;
+  query(text: string): Promise<PgResult | PgResult[]>;
 }
 
 /**
- * Applies the pending migrations in one script, or returns undefined — without a trace in the
- * database — when it cannot: a pending migration's DDL is not known yet, the prediction was wrong,
- * or the script failed. The caller then takes its ordinary path.
+ * The script for `run`, or undefined when a pending migration's SQL is not known (yet).
  */
-export async function runAsOneScript(knex: Knex, run: OneScriptRun): Promise<Plan | undefined> {
+export function replayScript(knex: Knex, run: ReplayRun): { plan: Plan; script: string } | undefined {
   const applied = new Set(run.expect.applied);
   const steps = run.source.names.filter((name) => !applied.has(name));
   const ddl: string[] = [];
   for (const name of steps) {
-    const known = run.source.replays.get(`up:${name}`);
+    const known = run.source.replays.get(name);
     if (!known) return undefined;
     ddl.push(...known);
   }
   const plan: Plan = { direction: 'up', steps, batch: 0 };
-  const script = buildScript(knex, run, plan, ddl);
-
-  const connection = (await knex.client.acquireConnection()) as PgClient;
-  try {
-    await connection.query(script);
-    return plan;
-  } catch {
-    // The script stopped at its first error inside the transaction: close it before the
-    // connection goes back to the pool, then let the ordinary path redo (or report) the tenant.
-    await connection.query('rollback').catch(() => {});
-    return undefined;
-  } finally {
-    await knex.client.releaseConnection(connection);
-  }
+  return { plan, script: buildScript(knex, run, plan, ddl) };
 }
 
-function buildScript(knex: Knex, run: OneScriptRun, plan: Plan, ddl: readonly string[]): string {
+/**
+ * Sends the script; true when it committed. False — without a trace in the database — when it did
+ * not: the prediction was wrong, a statement failed, or the server did not answer COMMIT with
+ * COMMIT. The caller then takes its ordinary path.
+ */
+export async function runReplayScript(knex: Knex, script: string): Promise<boolean> {
+  const connection = (await knex.client.acquireConnection()) as PgClient;
+  let committed = false;
+  try {
+    const results = await connection.query(script);
+    committed = [results].flat().at(-1)?.command === 'COMMIT';
+  } catch {
+    // The script stopped at its first error inside the transaction; closed below.
+  } finally {
+    // Before the connection goes back to the pool, no transaction may be left open on it.
+    if (!committed) await connection.query('rollback').catch(() => {});
+    await knex.client.releaseConnection(connection);
+  }
+  return committed;
+}
+
+function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly string[]): string {
   if (run.expect.holds.includes(DOLLAR_TAG)) throw new Error(`a guard must not contain ${DOLLAR_TAG}`);
   const [lockClass, lockId] = schemaLockKey(run.schema);
   // The batch number comes from the table itself: the prediction says which migrations are
@@ -110,8 +131,9 @@ function buildScript(knex: Knex, run: OneScriptRun, plan: Plan, ddl: readonly st
   const bookkeeping = bookkeepingStatement(knex, run.schema, 'up', plan.steps, batch);
   const state = stateAfter(plan, run.expect.applied.map((name) => ({ name, batch: 0 })));
   const record = run.finish ? run.finish(knex, state, bookkeeping) : bookkeeping;
-  return [
-    'begin',
+  const statements = [
+    // READ COMMITTED stated, not assumed: the guard must see what committed before the lock was granted.
+    'begin isolation level read committed',
     `select pg_advisory_xact_lock(${lockClass}, ${lockId})`,
     `select set_config('search_path', ${quoteLiteral(searchPathFor(run.schema))}, true)`,
     `do ${DOLLAR_TAG} begin if not (${run.expect.holds}) then ` +
@@ -121,5 +143,6 @@ function buildScript(knex: Knex, run: OneScriptRun, plan: Plan, ddl: readonly st
     ...ddl,
     record.toQuery(),
     'commit',
-  ].join(';\n');
+  ];
+  return `${REPLAY_MARKER}\n${statements.join(SEPARATOR)}`;
 }

@@ -1,0 +1,92 @@
+/**
+ * Which migrations may be replayed: the fast path sends a migration's recorded SQL to a later
+ * tenant instead of running its module again (replay-script.ts). That is only equal to running
+ * the module when the module could not have seen anything tenant-specific and its SQL means the
+ * same in every schema. So a migration is replayable only when EVERY statement it sent is, by
+ * PostgreSQL's own parser (libpg-query), plain DDL — statements whose result carries nothing a
+ * module could read (no rows, no row count) — sent without bound values or query options.
+ *
+ * Anything else — a read (`count()`, `hasTable`, `select current_schema()`), a write whose row
+ * count could be read, a savepoint (a swallowed error), `create table … as select` (it reports a
+ * row count), a statement with bindings or `rowMode` — makes the migration run as a module for
+ * every tenant, exactly as plain Knex runs it.
+ */
+import type { SentStatement } from './sent-statements.ts';
+
+/** Statement kinds (libpg-query node names) whose effect is fixed by their text and whose result is empty. */
+const PLAIN_DDL = new Set([
+  'CreateStmt',
+  'AlterTableStmt',
+  'IndexStmt',
+  'DropStmt',
+  'CommentStmt',
+  'RenameStmt',
+  'CreateEnumStmt',
+  'AlterEnumStmt',
+  'CompositeTypeStmt',
+  'CreateDomainStmt',
+  'AlterDomainStmt',
+  'CreateFunctionStmt',
+  'AlterFunctionStmt',
+  'CreateTrigStmt',
+  'CreateSeqStmt',
+  'AlterSeqStmt',
+  'ViewStmt',
+  'CreatePolicyStmt',
+  'AlterPolicyStmt',
+  'RuleStmt',
+  'CreateStatsStmt',
+  'GrantStmt',
+  // A DO block runs server-side: whatever it decides, it decides in the tenant's own schema, and it returns nothing.
+  'DoStmt',
+]);
+
+type ParsedStatement = { stmt?: Record<string, { is_local?: boolean } | undefined> };
+type Parser = (sql: string) => Promise<{ stmts?: ParsedStatement[] }>;
+
+let parser: Promise<Parser> | undefined;
+
+/** libpg-query (PostgreSQL's parser compiled to WebAssembly), loaded on first use only. */
+function loadParser(): Promise<Parser> {
+  parser ??= import('libpg-query').then(async (module) => {
+    await module.loadModule();
+    return module.parse as Parser;
+  });
+  return parser;
+}
+
+/**
+ * The SQL to replay for a migration that sent `sent`, or undefined when it must run as a module
+ * for every tenant.
+ *
+ * @example
+ *   await replayableSql([{ sql: 'create table "t" ("id" serial primary key)', bindings: [], options: {} }]);
+ *   // → ['create table "t" ("id" serial primary key)']
+ *   await replayableSql([{ sql: 'select count(*) from "t"', bindings: [], options: {} }]); // → undefined
+ */
+export async function replayableSql(sent: readonly SentStatement[]): Promise<string[] | undefined> {
+  if (sent.some((statement) => statement.bindings.length > 0 || Object.keys(statement.options).length > 0)) return undefined;
+  const parse = await loadParser();
+  for (const { sql } of sent) {
+    if (!(await isPlainDdl(parse, sql))) return undefined;
+  }
+  return sent.map((statement) => statement.sql);
+}
+
+/** Whether `sql` parses as one or more statements, each plain DDL (or `SET LOCAL`). */
+async function isPlainDdl(parse: Parser, sql: string): Promise<boolean> {
+  let statements: ParsedStatement[];
+  try {
+    statements = (await parse(sql)).stmts ?? [];
+  } catch {
+    return false; // the server accepted what this parser does not: never guess
+  }
+  if (statements.length === 0) return false;
+  return statements.every(({ stmt }) => {
+    const [kind, node] = Object.entries(stmt ?? {})[0] ?? [];
+    if (kind === undefined) return false;
+    // `set local lock_timeout = …` ends with the transaction; a plain SET would outlive it.
+    if (kind === 'VariableSetStmt') return node?.is_local === true;
+    return PLAIN_DDL.has(kind);
+  });
+}
