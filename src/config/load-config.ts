@@ -33,6 +33,8 @@ export interface Config {
   tenantConcurrency: number;
   /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
   poolMax: number | undefined;
+  /** `TENANT_MIGRATE_FAST_PATH` (`on`, the default, or `off`): may the executor replay learned DDL. */
+  fastPath: boolean;
 }
 
 export interface LoadConfigOptions {
@@ -81,7 +83,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
+    fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),
   };
+}
+
+/** An `on`/`off` switch (any case); anything else is a mistake worth stopping for. */
+function readOnOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const value = env[name]?.trim().toLowerCase();
+  if (!value) return fallback;
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new UsageError(`${name} must be "on" or "off" (got ${JSON.stringify(env[name])}).`);
 }
 
 /** The environment with `.env` underneath it: a variable already set always wins. */

@@ -22,9 +22,12 @@ export interface TenantCommandOptions {
   fastPath?: boolean;
 }
 
-/** Whether the executor may replay learned DDL (see src/migration/replay.ts). */
+/**
+ * Whether the executor may replay learned DDL (src/migration/replay-script.ts): the option, else
+ * `TENANT_MIGRATE_FAST_PATH` of the process (the CLI passes the validated setting, `.env` included).
+ */
 export function fastPathOf(options: Pick<TenantCommandOptions, 'fastPath'>): boolean {
-  return options.fastPath ?? process.env.TENANT_MIGRATE_FAST_PATH?.toLowerCase() !== 'off';
+  return options.fastPath ?? process.env.TENANT_MIGRATE_FAST_PATH?.trim().toLowerCase() !== 'off';
 }
 
 export function concurrencyOf(options: Pick<TenantCommandOptions, 'concurrency'>): number {

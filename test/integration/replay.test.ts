@@ -12,7 +12,10 @@ import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { recordSql } from '../support/record-sql.ts';
-import { copyTree, writeMigration } from '../support/trees.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runCli } from '../support/cli.ts';
+import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_one_script' });
 
@@ -156,6 +159,41 @@ describe('a wrong prediction or a failure falls back to the ordinary path', () =
     }
     expect(await appliedNames('org_late')).toHaveLength(3);
     expect(await db.knex()('tenants').withSchema('public').where({ schema_name: schema }).pluck('org_id')).toEqual(['org_late']);
+  });
+});
+
+describe('TENANT_MIGRATE_FAST_PATH=off', () => {
+  // Process state deciding DDL — what the README tells authors not to do: replayed, every tenant
+  // would get the first tenant's table; with the fast path off, each runs the module.
+  const counting = `let runs = 0;
+export async function up(knex) { runs += 1; await knex.raw('create table run_' + runs + ' (id int)'); }
+export async function down() {}
+`;
+  const tables = async (orgId: string) =>
+    (await db.knex()('information_schema.tables').where({ table_schema: tenantSchemaName(orgId) }).where('table_name', 'like', 'run\\_%').pluck('table_name')) as string[];
+
+  it('runs every migration module for every tenant: no replay script is sent', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    fs.writeFileSync(path.join(tree, '20260301000000_counting.js'), counting);
+    const orgs = ['org_off_1', 'org_off_2', 'org_off_3'];
+    const off = await runCli(['provision:tenant', ...orgs, '--concurrency', '1', '--json'], {
+      env: { ...treeEnv(db.url, { tenant: tree }), TENANT_MIGRATE_FAST_PATH: 'off' },
+    });
+    expect(off.code).toBe(0);
+    expect(await Promise.all(orgs.map(tables))).toEqual([['run_1'], ['run_2'], ['run_3']]);
+  });
+
+  it('on (the default), later tenants get the first tenant\'s SQL — why process state must not decide DDL', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    fs.writeFileSync(path.join(tree, '20260301000000_counting.js'), counting);
+    const orgs = ['org_on_1', 'org_on_2', 'org_on_3'];
+    const sent = await recordSql(() => provisionTenant(db.knex(), orgs, { directory: tree, concurrency: 1 }));
+    expect(await Promise.all(orgs.map(tables))).toEqual([['run_1'], ['run_1'], ['run_1']]);
+    expect(sent.filter((text) => text.startsWith('-- tenant-migrate: replay'))).toHaveLength(2);
+    const offSent = await recordSql(() =>
+      provisionTenant(db.knex(), ['org_off_lib_1', 'org_off_lib_2'], { directory: tree, concurrency: 1, fastPath: false }),
+    );
+    expect(offSent.filter((text) => text.startsWith('-- tenant-migrate: replay'))).toEqual([]);
   });
 });
 

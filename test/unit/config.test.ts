@@ -322,6 +322,20 @@ describe('DB_POOL_MAX', () => {
   });
 });
 
+describe('TENANT_MIGRATE_FAST_PATH', () => {
+  it('is on by default, and on/off in any case', () => {
+    expect(load(URL_ENV).fastPath).toBe(true);
+    expect(load({ ...URL_ENV, TENANT_MIGRATE_FAST_PATH: 'OFF' }).fastPath).toBe(false);
+    expect(load({ ...URL_ENV, TENANT_MIGRATE_FAST_PATH: 'on' }).fastPath).toBe(true);
+  });
+
+  it('refuses anything else rather than guessing, naming the variable', () => {
+    const error = usageErrorOf(() => load({ ...URL_ENV, TENANT_MIGRATE_FAST_PATH: 'of' }));
+    expect(error.message).toContain('TENANT_MIGRATE_FAST_PATH');
+    expect(error.message).toContain('"of"');
+  });
+});
+
 describe('DB_SSL_CERT_PATH without DB_SSL', () => {
   it('is refused rather than silently connecting without TLS', () => {
     const error = usageErrorOf(() => load({ ...URL_ENV, DB_SSL_CERT_PATH: 'ssl/ca.pem' }));

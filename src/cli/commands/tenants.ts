@@ -65,6 +65,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         concurrency,
         continueOnError: flags.continueOnError,
         tenants: flags.tenant,
+        fastPath: config.fastPath,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
         onWarning: output.warn,
