@@ -26,7 +26,7 @@ afterAll(() => {
  * test file. Add a file later with {@link addFromFixture}.
  */
 export function copyTree(name: string, count?: number): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tm-tree-${name}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tm-tree-${name.replace(/\//g, '-')}-`));
   made.push(dir);
   const files = fs.readdirSync(fixture(name)).sort();
   for (const file of files.slice(0, count ?? files.length)) fs.copyFileSync(path.join(fixture(name), file), path.join(dir, file));

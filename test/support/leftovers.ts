@@ -1,0 +1,44 @@
+/**
+ * What an executor must never leave behind: a session of the database `idle in transaction` (a
+ * connection back in the pool with its transaction open, still holding its locks) or an advisory
+ * lock still held (a tenant nobody can migrate until that session ends). Call it in `afterEach` of
+ * any test that runs the executor.
+ *
+ * @example
+ *   afterEach(() => expectNoLeftovers(db.knex()));
+ */
+import type { Knex } from 'knex';
+import { expect } from 'vitest';
+
+export interface Leftovers {
+  /** Sessions of this database, other than the caller's, that are `idle in transaction` (pid: last statement). */
+  idleInTransaction: string[];
+  /** Advisory locks held in this database (pid: lock key). */
+  advisoryLocks: string[];
+}
+
+/** Reads the leftovers of `knex`'s database (see {@link expectNoLeftovers}). */
+export async function findLeftovers(knex: Knex): Promise<Leftovers> {
+  const idle = await knex.raw<{ rows: { pid: number; query: string }[] }>(
+    `select pid, query from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and state in ('idle in transaction', 'idle in transaction (aborted)')
+      order by pid`,
+  );
+  const locks = await knex.raw<{ rows: { pid: number; classid: string; objid: string; granted: boolean }[] }>(
+    `select pid, classid::int8::text as classid, objid::int8::text as objid, granted from pg_locks
+      where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
+      order by pid`,
+  );
+  return {
+    idleInTransaction: idle.rows.map((row) => `${row.pid}: ${row.query}`),
+    advisoryLocks: locks.rows.map((row) => `${row.pid}: (${row.classid}, ${row.objid})${row.granted ? '' : ' waiting'}`),
+  };
+}
+
+/** Fails the test when a session is left `idle in transaction` or an advisory lock is held. */
+export async function expectNoLeftovers(knex: Knex): Promise<void> {
+  expect(await findLeftovers(knex), 'sessions left idle in transaction / advisory locks left held').toEqual({
+    idleInTransaction: [],
+    advisoryLocks: [],
+  });
+}
