@@ -3,15 +3,19 @@
  * and both finish; a run killed with SIGKILL leaves no tenant half-migrated and the next run
  * completes the fleet.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli, startCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { addFromFixture, copyTree, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_concurrent' });
+
+// A run must leave no session idle in transaction and no advisory lock held.
+afterEach(() => expectNoLeftovers(db.knex()));
 const orgIds = Array.from({ length: 40 }, (_, i) => `org_fleet_${String(i).padStart(3, '0')}`);
 
 beforeEach(() => dropAllTenants(db.knex()));

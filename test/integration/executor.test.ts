@@ -8,12 +8,16 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_ddl_batch' });
 
 beforeEach(() => dropAllTenants(db.knex()));
-afterEach(() => dropAllTenants(db.knex()));
+afterEach(async () => {
+  await expectNoLeftovers(db.knex());
+  await dropAllTenants(db.knex());
+});
 
 describe('the modules route', () => {
   it('a migration reads its own DDL, inside and after a savepoint', async () => {

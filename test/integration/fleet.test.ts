@@ -1,13 +1,17 @@
 import fs from 'node:fs';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { addFromFixture, copyTree, fixture, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_fleet' });
+
+// A run must leave no session idle in transaction and no advisory lock held.
+afterEach(() => expectNoLeftovers(db.knex()));
 
 /** Provisions org ids with only the first `count` files of a fixture tree; returns the (copied) tree. */
 async function fleetAt(tree: string, count: number, orgIds: string[]): Promise<string> {

@@ -2,12 +2,16 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cliEnv, repoRoot, runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, fixture, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_master' });
+
+// A run must leave no session idle in transaction and no advisory lock held.
+afterEach(() => expectNoLeftovers(db.knex()));
 
 async function publicTables(): Promise<string[]> {
   const rows = await db.knex()('information_schema.tables').where({ table_schema: 'public' }).pluck('table_name');

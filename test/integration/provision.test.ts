@@ -1,14 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { dropAllTenants, tenantSchemas as listTenantSchemas } from '../support/fleet.ts';
 import { copyTree, fixture, treeEnv } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_provision' });
+
+// A run must leave no session idle in transaction and no advisory lock held.
+afterEach(() => expectNoLeftovers(db.knex()));
 const env = () => treeEnv(db.url, { tenant: fixture('tenant-basic') });
 
 /** A real pair of org ids whose sha256 hashes share their first 10 hex characters (found by brute force). */

@@ -11,6 +11,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { recordSql } from '../support/record-sql.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,7 +21,10 @@ import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 const db = useFreshDatabase({ prefix: 'tm_one_script' });
 
 beforeEach(() => dropAllTenants(db.knex()));
-afterEach(() => dropAllTenants(db.knex()));
+afterEach(async () => {
+  await expectNoLeftovers(db.knex());
+  await dropAllTenants(db.knex());
+});
 
 /** The statements sent that mention a schema. */
 const about = (sent: readonly string[], orgId: string) => sent.filter((text) => text.includes(tenantSchemaName(orgId)));

@@ -11,6 +11,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { createTestDatabase, useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, writeMigration } from '../support/trees.ts';
 import knexFactory from 'knex';
 import { knexConfig } from '../../src/db/connection.ts';
@@ -20,20 +21,9 @@ const orgs = ['org_t1', 'org_t2', 'org_t3', 'org_t4'];
 
 beforeEach(() => dropAllTenants(db.knex()));
 afterEach(async () => {
-  await expectNoSessionLeftovers();
+  await expectNoLeftovers(db.knex());
   await dropAllTenants(db.knex());
 });
-
-/** No session of this database idle inside a transaction, no advisory lock held. */
-async function expectNoSessionLeftovers(): Promise<void> {
-  const { rows: idle } = await db
-    .knex()
-    .raw("select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'");
-  const { rows: locks } = await db
-    .knex()
-    .raw("select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())");
-  expect({ idleInTransaction: idle[0].n, advisoryLocks: locks[0].n }).toEqual({ idleInTransaction: 0, advisoryLocks: 0 });
-}
 
 const tables = async (orgId: string) =>
   ((await db.knex()('information_schema.tables').where({ table_schema: tenantSchemaName(orgId) }).pluck('table_name')) as string[]).sort();

@@ -4,9 +4,10 @@
  * (test/fixtures/differential/base: `items` and `owners`). Each case is a shape that statement
  * batching or the replay of learned DDL could get wrong.
  *
- * `replayable`: the case's migrations send nothing but plain DDL (no reads, no bound values, no
- * savepoints, no DO blocks), so with the fast path on, a tenant after the first must not run the
- * modules again — the suite checks that, so it cannot pass by never taking the fast path.
+ * `replayable`: the case's migrations send nothing but plain DDL (no reads, no writes, no bound
+ * values, no savepoints, no `create table … as select`), so with the fast path on, a tenant after
+ * the first must not run the modules again — the suite checks that, so it cannot pass by never
+ * taking the fast path.
  */
 export interface DifferentialCase {
   name: string;
@@ -37,7 +38,8 @@ export const CASES: readonly DifferentialCase[] = [
   { name: 'trailing-line-comment', risk: 'a raw statement ending in "-- note" with no newline, DDL after it', replayable: true },
   { name: 'trailing-line-comment-last', risk: 'the migration\'s last statement ends in "-- note": bookkeeping and COMMIT follow it', replayable: true },
   { name: 'query-options', risk: ".options({ rowMode: 'array' }) and custom type parsers after DDL; the migration throws on a wrong shape" },
-  { name: 'create-table-as-select', risk: 'create table … as select over tenant data, then a key and an index', replayable: true },
+  // Not replayable: `create table … as select` reports a row count the module could read.
+  { name: 'create-table-as-select', risk: 'create table … as select over tenant data, then a key and an index' },
   { name: 'do-block', risk: 'a DO block that adds a column conditionally and updates rows' },
   { name: 'sequences', risk: 'create sequence, setval from data, nextval default, owned by' },
   { name: 'fails-for-one-tenant-data', risk: 'a check constraint that one tenant\'s data violates: that tenant failed and untouched, the others migrated' },
