@@ -15,7 +15,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-say() { printf '[pack-test] %s\n' "$*"; }
+say() { printf '[pack-test] %3ss %s\n' "$SECONDS" "$*"; }
 fail() { printf '[pack-test] FAILED: %s\n' "$*" >&2; exit 1; }
 
 say "pnpm pack (prepack builds dist/)"
