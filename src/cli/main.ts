@@ -3,6 +3,7 @@
  * The CLI: registers commands and owns the only `process.exit`. Every command body lives in a
  * library function; commands/ only translate flags and print results.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const program = new Command('tenant-migrate')
     .description('Schema-per-tenant migrations for PostgreSQL, on Knex')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
   for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand]) {
@@ -49,6 +51,12 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   return exitCode;
+}
+
+/** The version in package.json, two directories up both from src/cli/ (tsx) and dist/cli/ (built). */
+function packageVersion(): string {
+  const manifest = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 // Run when executed directly (tsx src/cli/main.ts, or the bin); importing main() has no side effect.

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { UsageError } from '../errors.ts';
+import { ensureTypeScriptLoader, isTypeScriptFile } from './typescript-loader.ts';
 
 export interface MigrationModule {
   up(knex: Knex): Promise<unknown>;
@@ -72,6 +73,7 @@ export function directorySource(directory: string): MigrationSource {
 }
 
 async function importMigration(file: string): Promise<MigrationModule> {
+  if (isTypeScriptFile(file)) await ensureTypeScriptLoader();
   const imported = (await import(pathToFileURL(file).href)) as Partial<MigrationModule> & { default?: Partial<MigrationModule> };
   // Accept both `export async function up` and `export default { up, down }` (and CommonJS).
   const module = typeof imported.up === 'function' ? imported : imported.default;

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.ts';
-import { makeMigration } from '../../migration/make-migration.ts';
 import type { Register } from '../register.ts';
 
 export const registerMakeCommands: Register = (program: Command, run) => {
@@ -14,6 +13,7 @@ export const registerMakeCommands: Register = (program: Command, run) => {
       .action((name: string, flags: { json?: boolean }) =>
         run(`migrate:make:${tree}`, flags, async (output) => {
           const config = loadConfig({ requireDatabase: false });
+          const { makeMigration } = await import('../../migration/make-migration.ts');
           const file = makeMigration(tree === 'master' ? config.masterMigrationsDir : config.tenantMigrationsDir, name);
           const shown = path.relative(process.cwd(), file);
           if (output.json) output.document({ command: `migrate:make:${tree}`, ok: true, file: shown });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { migrateMaster, rollbackMaster } from '../../master/master.ts';
+import type { MasterResult } from '../../report/results.ts';
 import { withDatabase } from '../context.ts';
 import { masterLines, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
@@ -11,7 +11,10 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .option('--json', 'print the result as JSON on stdout')
     .action((flags: { json?: boolean }) =>
       run('migrate:master', flags, (output) =>
-        withDatabase({}, async (db, config) => report(output, await migrateMaster(db.knex, { directory: config.masterMigrationsDir, onWarning: output.warn }))),
+        withDatabase({}, async (db, config) => {
+          const { migrateMaster } = await import('../../master/master.ts');
+          return report(output, await migrateMaster(db.knex, { directory: config.masterMigrationsDir, onWarning: output.warn }));
+        }),
       ),
     );
 
@@ -22,14 +25,15 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .option('--json', 'print the result as JSON on stdout')
     .action((flags: { json?: boolean; all?: boolean }) =>
       run('rollback:master', flags, (output) =>
-        withDatabase({}, async (db, config) =>
-          report(output, await rollbackMaster(db.knex, { directory: config.masterMigrationsDir, all: flags.all, onWarning: output.warn })),
-        ),
+        withDatabase({}, async (db, config) => {
+          const { rollbackMaster } = await import('../../master/master.ts');
+          return report(output, await rollbackMaster(db.knex, { directory: config.masterMigrationsDir, all: flags.all, onWarning: output.warn }));
+        }),
       ),
     );
 };
 
-function report(output: Output, result: Awaited<ReturnType<typeof migrateMaster>>): 0 | 1 {
+function report(output: Output, result: MasterResult): 0 | 1 {
   if (output.json) output.document(result);
   else for (const line of masterLines(result)) output.info(line);
   return result.ok ? 0 : 1;

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { getStatus } from '../../status/get-status.ts';
 import { withDatabase } from '../context.ts';
 import { statusLines } from '../output.ts';
 import type { Register } from '../register.ts';
@@ -13,6 +12,7 @@ export const registerStatusCommand: Register = (program: Command, run) => {
     .action((flags: { json?: boolean; check?: boolean }) =>
       run('status', flags, (output) =>
         withDatabase({}, async (db, config) => {
+          const { getStatus } = await import('../../status/get-status.ts');
           const status = await getStatus(db.knex, {
             masterDirectory: config.masterMigrationsDir,
             tenantDirectory: config.tenantMigrationsDir,

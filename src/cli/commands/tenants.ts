@@ -1,9 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { FleetResult } from '../../report/results.ts';
-import { migrateTenants } from '../../tenants/migrate-tenants.ts';
 import type { TenantCommandOptions } from '../../tenants/options.ts';
-import { provisionTenant } from '../../tenants/provision.ts';
-import { rollbackTenants } from '../../tenants/rollback-tenants.ts';
 import { withDatabase } from '../context.ts';
 import { fleetProgress, fleetSummaryLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
@@ -36,19 +33,30 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     false,
   ).action((orgIds: string[], flags: FleetFlags) =>
     run('provision:tenant', flags, (output) =>
-      runFleetCommand(output, flags, 'provision:tenant', (knex, options) => provisionTenant(knex, orgIds, options)),
+      runFleetCommand(output, flags, 'provision:tenant', async (knex, options) => {
+        const { provisionTenant } = await import('../../tenants/provision.ts');
+        return provisionTenant(knex, orgIds, options);
+      }),
     ),
   );
 
   fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant')).action(
-    (flags: FleetFlags) => run('migrate:tenants', flags, (output) => runFleetCommand(output, flags, 'migrate:tenants', migrateTenants)),
+    (flags: FleetFlags) => run('migrate:tenants', flags, (output) =>
+      runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
+        const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
+        return migrateTenants(knex, options);
+      }),
+    ),
   );
 
   fleetOptions(program.command('rollback:tenants').description("undo each tenant's last batch (or all with --all)"))
     .option('--all', 'undo every tenant migration')
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
-        runFleetCommand(output, flags, 'rollback:tenants', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all })),
+        runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
+          const { rollbackTenants } = await import('../../tenants/rollback-tenants.ts');
+          return rollbackTenants(knex, { ...options, all: flags.all });
+        }),
       ),
     );
 };

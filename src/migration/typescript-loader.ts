@@ -1,0 +1,30 @@
+/**
+ * Migrations written in TypeScript, run by the compiled CLI under plain `node`: tsx's loader is
+ * registered the first time a `.ts`/`.mts`/`.cts` migration is imported, and never otherwise — a
+ * JavaScript-only project (or a run with nothing pending) does not load tsx at all.
+ */
+import path from 'node:path';
+
+const TYPESCRIPT_FILE = /\.(ts|mts|cts)$/;
+
+let registered: Promise<void> | undefined;
+
+/** Whether `file` needs a TypeScript loader to be imported. */
+export function isTypeScriptFile(file: string): boolean {
+  return TYPESCRIPT_FILE.test(path.basename(file));
+}
+
+/**
+ * Registers tsx's ESM loader in this process, once. Harmless when the process already runs under
+ * tsx (`tsx src/cli/main.ts`, `node --import tsx`): the second registration compiles the same way.
+ *
+ * @example
+ *   if (isTypeScriptFile(file)) await ensureTypeScriptLoader();
+ *   await import(pathToFileURL(file).href);
+ */
+export function ensureTypeScriptLoader(): Promise<void> {
+  registered ??= import('tsx/esm/api').then(({ register }) => {
+    register();
+  });
+  return registered;
+}
