@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.ts';
+import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
 import { registerMasterCommands } from './commands/master.ts';
 import { registerStatusCommand } from './commands/status.ts';
@@ -30,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Schema-per-tenant migrations for PostgreSQL, on Knex')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

@@ -33,7 +33,20 @@ export interface Config {
   tenantConcurrency: number;
   /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
   poolMax: number | undefined;
+  /** The Clerk integration (src/clerk/): read here, required only by what uses it. */
+  clerk: ClerkConfig;
 }
+
+export interface ClerkConfig {
+  /** `CLERK_SECRET_KEY`: the Backend API key `sync:clerk` lists organisations with. */
+  secretKey: string | undefined;
+  /** `CLERK_API_URL`, default https://api.clerk.com. */
+  apiUrl: string;
+  /** `CLERK_WEBHOOK_SIGNING_SECRET` (whsec_…): verifies webhook deliveries. */
+  webhookSigningSecret: string | undefined;
+}
+
+export const DEFAULT_CLERK_API_URL = 'https://api.clerk.com';
 
 export interface LoadConfigOptions {
   /** Defaults to `process.env`. The object is read, never written. */
@@ -81,6 +94,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
+    clerk: readClerk(env),
+  };
+}
+
+function readClerk(env: NodeJS.ProcessEnv): ClerkConfig {
+  const apiUrl = env.CLERK_API_URL?.trim() || DEFAULT_CLERK_API_URL;
+  if (!URL.canParse(apiUrl) || !/^https?:$/.test(new URL(apiUrl).protocol)) {
+    throw new UsageError(`CLERK_API_URL must be an http(s) URL such as ${DEFAULT_CLERK_API_URL}, got "${apiUrl}".`);
+  }
+  return {
+    secretKey: env.CLERK_SECRET_KEY?.trim() || undefined,
+    apiUrl: apiUrl.replace(/\/+$/, ''),
+    webhookSigningSecret: env.CLERK_WEBHOOK_SIGNING_SECRET?.trim() || undefined,
   };
 }
 
