@@ -5,7 +5,7 @@
  */
 import type { Knex } from 'knex';
 import { Webhook, WebhookVerificationError } from 'svix';
-import { markTenantDeleted } from '../tenants/registry.ts';
+import { ensureRegistry, markTenantDeleted } from '../tenants/registry.ts';
 import { provisionTenant } from '../tenants/provision.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { orgIdProblem } from '../tenants/naming.ts';
@@ -111,6 +111,8 @@ export async function handleDelivery(delivery: Delivery, options: ClerkWebhookOp
 
   try {
     if (type === 'organization.deleted') {
+      // The deletion may be the first event this database sees, or predate the deleted_at column.
+      await ensureRegistry(options.knex);
       const marked = await markTenantDeleted(options.knex, orgId);
       return { status: 200, body: { ok: true, type, orgId, marked } };
     }

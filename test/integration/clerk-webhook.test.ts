@@ -125,6 +125,12 @@ describe('Clerk webhook (example server)', () => {
     expect(await deliver(signed(unknown))).toMatchObject({ status: 200, body: { marked: false } });
   });
 
+  it('organization.deleted before any tenant exists (no registry yet) answers 200, marked: false', async () => {
+    const deleted = { type: 'organization.deleted', data: { id: 'org_first_event', deleted: true } };
+    expect(await deliver(signed(deleted))).toMatchObject({ status: 200, body: { ok: true, marked: false } });
+    expect(await tenantSchemas(db.knex())).toEqual([]);
+  });
+
   it('unknown event types answer 200 and are ignored', async () => {
     const answer = await deliver(signed({ type: 'user.created', data: { id: 'user_2abc' } }));
     expect(answer).toEqual({ status: 200, body: { ok: true, ignored: true, type: 'user.created' } });
