@@ -12,7 +12,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { repoRoot, runCli, startCli, type CliProcess } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
-import { fixture, treeEnv } from '../support/trees.ts';
+import { copyTree, fixture, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_clerk_webhook' });
 const SECRET = `whsec_${crypto.randomBytes(24).toString('base64')}`;
@@ -49,12 +49,16 @@ beforeAll(async () => {
     script: path.join(repoRoot, 'examples/clerk-webhook/server.ts'),
     timeoutMs: 300_000,
   });
-  await server.waitForOutput(/listening on (http:\S+)/);
+  // A tsx start-up plus a database connection: slow on a loaded machine, hence the longer wait.
+  await server.waitForOutput(/listening on (http:\S+)/, 100_000);
   endpoint = /listening on (http:\S+)/.exec(server.stdout())![1]!;
-});
+}, 120_000);
 afterAll(async () => {
   server.kill('SIGTERM');
+  // It stops after its open requests; a client's idle keep-alive socket must not hold the suite up.
+  const fallback = setTimeout(() => server.kill('SIGKILL'), 5_000);
   await server.done;
+  clearTimeout(fallback);
 });
 beforeEach(() => dropAllTenants(db.knex()));
 
@@ -151,6 +155,23 @@ describe('handleClerkWebhook (Fetch API)', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ ok: true, orgId: 'org_fetch', status: 'provisioned' });
     expect(await registered()).toEqual(['org_fetch']);
+  });
+
+  it('a failing provision answers 500 (so Svix retries) and commits nothing', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    writeMigration(tree, '20260101000002_broken.ts', "  await knex.raw('select * from no_such_table');");
+    const errors: string[] = [];
+    const response = await handleClerkWebhook(request(signed(created('org_broken'))), {
+      knex: db.knex(),
+      signingSecret: SECRET,
+      tenantDirectory: tree,
+      onError: (message) => errors.push(message),
+    });
+    expect(response.status).toBe(500);
+    expect(((await response.json()) as { error: string }).error).toContain('no_such_table');
+    expect(errors.join('\n')).toContain('org_broken');
+    expect(await registered()).toEqual([]);
+    expect(await tenantSchemas(db.knex())).toEqual([]);
   });
 
   it("onDeleted: 'deprovision' is refused clearly: 500 from the handler, an error from the middleware", async () => {
