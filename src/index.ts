@@ -12,6 +12,11 @@ export { tenantSchemaName, validateOrgIds, ORG_ID_RULE } from './tenants/naming.
 export { makeMigration } from './migration/make-migration.ts';
 export { loadConfig, type Config } from './config/load-config.ts';
 export { openDatabase, type Database } from './db/connection.ts';
+export { handleClerkWebhook } from './clerk/webhook.ts';
+export { clerkWebhookMiddleware } from './clerk/node-middleware.ts';
+export type { ClerkWebhookOptions } from './clerk/handle-delivery.ts';
+export { syncClerk, type SyncClerkOptions, type SyncClerkResult } from './clerk/sync-clerk.ts';
+export { listClerkOrganizationIds, ClerkApiError, type ClerkApiOptions } from './clerk/clerk-api.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
 export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

@@ -165,6 +165,7 @@ export function statusLines(status: StatusResult): string[] {
   for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(width)}  ${count}`);
   if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
   if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
+  if (tenants.deletedOrgIds.length) lines.push(pc.yellow(`Deleted in Clerk, awaiting deprovisioning: ${preview(tenants.deletedOrgIds)}`));
   if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));
   if (status.missingSchemas.length) lines.push(pc.red(`Missing schemas (registered, not in the database): ${preview(status.missingSchemas)}`));
   lines.push(status.ok ? pc.green('Everything is up to date.') : pc.yellow('Something is pending or drifted (status --check exits 1).'));

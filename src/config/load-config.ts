@@ -35,7 +35,20 @@ export interface Config {
   poolMax: number | undefined;
   /** `TENANT_MIGRATE_FAST_PATH` (`on`, the default, or `off`): may the executor replay learned DDL. */
   fastPath: boolean;
+  /** The Clerk integration (src/clerk/): read here, required only by what uses it. */
+  clerk: ClerkConfig;
 }
+
+export interface ClerkConfig {
+  /** `CLERK_SECRET_KEY`: the Backend API key `sync:clerk` lists organisations with. */
+  secretKey: string | undefined;
+  /** `CLERK_API_URL`, default https://api.clerk.com. */
+  apiUrl: string;
+  /** `CLERK_WEBHOOK_SIGNING_SECRET` (whsec_…): verifies webhook deliveries. */
+  webhookSigningSecret: string | undefined;
+}
+
+export const DEFAULT_CLERK_API_URL = 'https://api.clerk.com';
 
 export interface LoadConfigOptions {
   /** Defaults to `process.env`. The object is read, never written. */
@@ -84,6 +97,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
     fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),
+    clerk: readClerk(env),
+  };
+}
+
+function readClerk(env: NodeJS.ProcessEnv): ClerkConfig {
+  const apiUrl = env.CLERK_API_URL?.trim() || DEFAULT_CLERK_API_URL;
+  if (!URL.canParse(apiUrl) || !/^https?:$/.test(new URL(apiUrl).protocol)) {
+    throw new UsageError(`CLERK_API_URL must be an http(s) URL such as ${DEFAULT_CLERK_API_URL}, got "${apiUrl}".`);
+  }
+  return {
+    secretKey: env.CLERK_SECRET_KEY?.trim() || undefined,
+    apiUrl: apiUrl.replace(/\/+$/, ''),
+    webhookSigningSecret: env.CLERK_WEBHOOK_SIGNING_SECRET?.trim() || undefined,
   };
 }
 

@@ -56,6 +56,8 @@ export interface StatusResult {
     behindOrgIds: string[];
     /** Tenants whose newest applied migration has no file any more. */
     missingFileOrgIds: string[];
+    /** Tenants whose org was deleted in Clerk (`organization.deleted`): kept, awaiting deprovisioning. */
+    deletedOrgIds: string[];
   };
   /** `tid_…` schemas with no registry row. */
   orphanSchemas: string[];

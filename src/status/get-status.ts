@@ -33,7 +33,12 @@ interface FleetRow {
 export async function getStatus(knex: Knex, options: StatusOptions = {}): Promise<StatusResult> {
   const masterNames = listMigrationNames(path.resolve(options.masterDirectory ?? 'migrations/master'));
   const tenantNames = listMigrationNames(path.resolve(options.tenantDirectory ?? 'migrations/tenant'));
-  const [masterApplied, fleet, orphans] = await Promise.all([readMasterApplied(knex), readFleet(knex), readOrphans(knex)]);
+  const [masterApplied, fleet, orphans, deletedOrgIds] = await Promise.all([
+    readMasterApplied(knex),
+    readFleet(knex),
+    readOrphans(knex),
+    readDeletedOrgIds(knex),
+  ]);
 
   const masterDone = new Set(masterApplied);
   const masterFiles = new Set(masterNames);
@@ -60,6 +65,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     versions,
     behindOrgIds: behind.map((row) => row.orgId),
     missingFileOrgIds: missingFile.map((row) => row.orgId),
+    deletedOrgIds,
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
   const ok =
@@ -95,6 +101,20 @@ async function readFleet(knex: Knex): Promise<FleetRow[]> {
       throw error;
     });
   return rows;
+}
+
+/**
+ * Tenants whose org was deleted in Clerk (marked by the webhook handler), awaiting deprovisioning.
+ * A query of its own: a registry made before `deleted_at` existed must still show its fleet.
+ */
+async function readDeletedOrgIds(knex: Knex): Promise<string[]> {
+  const { rows } = await knex
+    .raw<{ rows: { orgId: string }[] }>('select org_id as "orgId" from public.tenants where deleted_at is not null order by org_id')
+    .catch((error: { code?: string }) => {
+      if (error.code === '42P01' || error.code === '42703') return { rows: [] }; // no registry, or no column yet
+      throw error;
+    });
+  return rows.map((row) => row.orgId);
 }
 
 async function readOrphans(knex: Knex): Promise<string[]> {

@@ -11,7 +11,7 @@ import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collisionError, printableOrgId, tenantSchemaName, validateOrgIds } from './naming.ts';
 import { collectWarnings, concurrencyOf, fastPathOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
-import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, tenantsBySchema, type TenantRecord } from './registry.ts';
+import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, type TenantRecord } from './registry.ts';
 
 /**
  * Provisions organisations: for each org id, in ONE transaction, creates its schema, applies every
@@ -49,15 +49,20 @@ export async function provisionTenant(
  * registered org whose schema is gone.
  */
 async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Promise<void> {
-  const schemas = tenants.map((tenant) => tenant.schema);
-  const registered = new Map((await tenantsBySchema(knex, schemas)).map((row) => [row.schema, row.orgId]));
+  // One statement, so one snapshot: read separately, a concurrent call for the same org could
+  // commit in between and its new schema would look unregistered (an "orphan").
+  const { rows } = await knex.raw<{ rows: { schema: string; owner: string | null; schemaExists: boolean }[] }>(
+    `select s.schema, t.org_id as owner, exists (select 1 from pg_namespace n where n.nspname = s.schema) as "schemaExists"
+       from unnest(?::text[]) as s(schema) left join public.tenants t on t.schema_name = s.schema`,
+    [tenants.map((tenant) => tenant.schema)],
+  );
+  const registered = new Map(rows.filter((row) => row.owner !== null).map((row) => [row.schema, row.owner!]));
+  const existing = new Set(rows.filter((row) => row.schemaExists).map((row) => row.schema));
   for (const tenant of tenants) {
     const owner = registered.get(tenant.schema);
     if (owner !== undefined && owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
   }
-  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>('select nspname from pg_namespace where nspname = any(?)', [schemas]);
-  const existing = new Set(rows.map((row) => row.nspname));
-  const orphans = schemas.filter((schema) => existing.has(schema) && !registered.has(schema));
+  const orphans = [...existing].filter((schema) => !registered.has(schema));
   if (orphans.length > 0) throw orphanError(orphans);
   const missing = tenants.filter((tenant) => registered.has(tenant.schema) && !existing.has(tenant.schema));
   if (missing.length > 0) throw missingSchemaError(missing);

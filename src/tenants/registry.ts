@@ -43,6 +43,8 @@ export async function ensureRegistry(knex: Knex): Promise<void> {
     await trx.raw('alter table public.tenants add column if not exists migration_version text');
     await trx.raw('alter table public.tenants add column if not exists migration_count integer not null default 0');
     await trx.raw('alter table public.tenants add column if not exists migrated_at timestamptz');
+    // Set when the org is deleted in Clerk: the tenant awaits deprovisioning, nothing is dropped.
+    await trx.raw('alter table public.tenants add column if not exists deleted_at timestamptz');
   });
 }
 
@@ -50,9 +52,9 @@ async function registryIsCurrent(knex: Knex): Promise<boolean> {
   const { rows } = await knex.raw<{ rows: { n: number }[] }>(
     `select count(*)::int as n from information_schema.columns
       where table_schema = 'public' and table_name = 'tenants'
-        and column_name in ('org_id', 'schema_name', 'created_at', 'migration_version', 'migration_count', 'migrated_at')`,
+        and column_name in ('org_id', 'schema_name', 'created_at', 'migration_version', 'migration_count', 'migrated_at', 'deleted_at')`,
   );
-  return rows[0]?.n === 6;
+  return rows[0]?.n === 7;
 }
 
 /** Every registered tenant (or only those of `orgIds`), ordered by org id. One query. */
@@ -107,4 +109,19 @@ export function recordTenantState(schema: string) {
 /** Whether the registry says a tenant has applied exactly the files of the tree. */
 export function isUpToDate(tenant: TenantRecord, names: readonly string[]): boolean {
   return tenant.count === names.length && tenant.version === (names.at(-1) ?? null);
+}
+
+/**
+ * Marks an org's tenant as deleted (its org is gone in Clerk) without dropping anything; the first
+ * mark's time is kept when the deletion is delivered again. Returns whether a tenant was marked.
+ *
+ * @example
+ *   await markTenantDeleted(knex, 'org_2abc123def456'); // true, or false when no tenant is registered
+ */
+export async function markTenantDeleted(knex: Knex, orgId: string): Promise<boolean> {
+  const updated = await knex('tenants')
+    .withSchema('public')
+    .where({ org_id: orgId })
+    .update({ deleted_at: knex.raw('coalesce(deleted_at, now())') });
+  return updated > 0;
 }

@@ -45,6 +45,7 @@ describe('status', () => {
         ],
         behindOrgIds: ['org_c'],
         missingFileOrgIds: [],
+        deletedOrgIds: [],
       },
       orphanSchemas: ['tid_0123456789'],
       missingSchemas: [tenantSchemaName('org_b')],

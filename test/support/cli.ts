@@ -31,6 +31,8 @@ export interface CliOptions {
   input?: string;
   /** Kill (SIGKILL) and fail after this long. Default 45s (below the 60s test timeout). */
   timeoutMs?: number;
+  /** Another TypeScript file to run the same way instead of the CLI (e.g. an example server). */
+  script?: string;
 }
 
 export interface CliResult {
@@ -83,7 +85,7 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
  */
 export function startCli(args: string[], options: CliOptions = {}): CliProcess {
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', tsxLoader, cliEntry, ...args], {
+  const child = spawn(process.execPath, ['--import', tsxLoader, options.script ?? cliEntry, ...args], {
     cwd: options.cwd ?? repoRoot,
     env: cliEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -343,3 +343,23 @@ describe('DB_SSL_CERT_PATH without DB_SSL', () => {
     expect(error.message).toContain('DB_SSL=true');
   });
 });
+
+describe('Clerk variables', () => {
+  it('reads CLERK_SECRET_KEY, CLERK_API_URL (trailing slash dropped) and CLERK_WEBHOOK_SIGNING_SECRET, also from .env', () => {
+    fs.writeFileSync(path.join(cwd, '.env'), 'CLERK_WEBHOOK_SIGNING_SECRET=whsec_fromfile\n');
+    expect(load({ ...URL_ENV, CLERK_SECRET_KEY: 'sk_test_1', CLERK_API_URL: 'http://127.0.0.1:4010/' }).clerk).toEqual({
+      secretKey: 'sk_test_1',
+      apiUrl: 'http://127.0.0.1:4010',
+      webhookSigningSecret: 'whsec_fromfile',
+    });
+  });
+
+  it('defaults to api.clerk.com with nothing set', () => {
+    expect(load(URL_ENV).clerk).toEqual({ secretKey: undefined, apiUrl: 'https://api.clerk.com', webhookSigningSecret: undefined });
+  });
+
+  it('refuses a CLERK_API_URL that is not an http(s) URL, naming the variable', () => {
+    expect(usageErrorOf(() => load({ ...URL_ENV, CLERK_API_URL: 'api.clerk.com' })).message).toContain('CLERK_API_URL');
+    expect(usageErrorOf(() => load({ ...URL_ENV, CLERK_API_URL: 'ftp://api.clerk.com' })).message).toContain('CLERK_API_URL');
+  });
+});
