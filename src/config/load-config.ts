@@ -8,6 +8,7 @@ import dotenv from 'dotenv';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { ConnectionOptions } from 'node:tls';
 import { UsageError } from '../errors.ts';
+import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
 
 /** What a connection error may show: everything but the password. */
 export interface ConnectionLabel {
@@ -33,6 +34,10 @@ export interface Config {
   tenantConcurrency: number;
   /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
   poolMax: number | undefined;
+  /** How long a query may wait for a pooled connection (`DB_ACQUIRE_TIMEOUT_MS`, default 60 s). */
+  acquireTimeoutMs: number;
+  /** The tenant registry (`TENANT_REGISTRY_TABLE`, default public.tenants). */
+  registryTable: RegistryTable;
 }
 
 export interface LoadConfigOptions {
@@ -49,6 +54,8 @@ export interface LoadConfigOptions {
 export const DEFAULT_CONCURRENCY = 4;
 /** How long a connection attempt may take before it is reported as unreachable. */
 export const CONNECT_TIMEOUT_MS = 5_000;
+/** Knex's own default wait for a pooled connection. */
+export const ACQUIRE_TIMEOUT_MS = 60_000;
 
 /**
  * Loads and validates the configuration.
@@ -81,6 +88,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
+    acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
+    registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
   };
 }
 
@@ -195,6 +204,16 @@ function readPositiveInt(env: NodeJS.ProcessEnv, variable: string, fallback: num
   const raw = env[variable]?.trim();
   if (!raw) return fallback;
   return parseConcurrency(raw, variable);
+}
+
+function readMilliseconds(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 3_600_000) {
+    throw new UsageError(`${variable} must be a whole number of milliseconds from 1 to 3600000, got "${raw}".`);
+  }
+  return n;
 }
 
 /** Parses a concurrency value (an env variable or `--concurrency`): a whole number from 1 to 256. */

@@ -56,6 +56,11 @@ export interface StatusResult {
     behindOrgIds: string[];
     /** Tenants whose newest applied migration has no file any more. */
     missingFileOrgIds: string[];
+    /**
+     * `status --verify` only: tenants whose registry row disagrees with their own knex_migrations
+     * (a restored schema, a stock-Knex rollback). `migrate:tenants --verify` corrects them.
+     */
+    driftedOrgIds?: string[];
   };
   /** `tid_…` schemas with no registry row. */
   orphanSchemas: string[];

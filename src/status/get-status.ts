@@ -1,17 +1,32 @@
 /**
- * Where the master tree and the whole fleet stand, in three queries whatever the fleet's size:
- * the master's bookkeeping, the registry joined with pg_namespace, and the orphan schemas.
+ * Where the master tree and the whole fleet stand, in a fixed number of queries whatever the
+ * fleet's size: the master's bookkeeping, the registry, and the tenant-looking schemas. The
+ * registry and pg_namespace are compared in the process (two sets), never with a join or anti join
+ * whose plan depends on the planner's estimate: on PostgreSQL 15 the orphan query got a one-row
+ * estimate for its regex filter and ran as a nested loop, quadratic in the fleet (issue 14).
+ *
+ * With `verify`, each tenant's own `knex_migrations` is read too, 500 schemas per query.
  */
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { quoteIdentifier } from '../db/quote.ts';
+import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { listMigrationNames } from '../migration/source.ts';
 import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
-import { isUpToDate } from '../tenants/registry.ts';
+import { inspectRegistry, isUpToDate, refuseForeignTable } from '../tenants/registry.ts';
+import { DEFAULT_REGISTRY, registrySql, type RegistryTable } from '../tenants/registry-table.ts';
 
 export interface StatusOptions {
   masterDirectory?: string;
   tenantDirectory?: string;
+  /** The registry table. Default public.tenants. */
+  registry?: RegistryTable;
+  /**
+   * Also read every tenant's own `knex_migrations` and report the tenants whose registry row
+   * disagrees (`tenants.driftedOrgIds`): after a restore, or a schema changed with stock Knex.
+   */
+  verify?: boolean;
 }
 
 interface FleetRow {
@@ -22,18 +37,44 @@ interface FleetRow {
   schemaExists: boolean;
 }
 
+/** Schemas per query when reading every tenant's bookkeeping (a UNION ALL of this many selects). */
+export const VERIFY_CHUNK = 500;
+
 /**
- * The fleet at a glance. Reads nothing per tenant: the registry records each tenant's newest
- * migration in the same transaction that applies it.
+ * The fleet at a glance. Without `verify` it reads nothing per tenant: the registry records each
+ * tenant's newest migration in the same transaction that applies it.
  *
  * @example
- *   const status = await getStatus(knex);
- *   if (!status.ok) console.log(status.tenants.behindOrgIds);
+ *   const status = await getStatus(knex, { verify: true });
+ *   if (!status.ok) console.log(status.tenants.behindOrgIds, status.tenants.driftedOrgIds);
  */
 export async function getStatus(knex: Knex, options: StatusOptions = {}): Promise<StatusResult> {
+  const registry = options.registry ?? DEFAULT_REGISTRY;
   const masterNames = listMigrationNames(path.resolve(options.masterDirectory ?? 'migrations/master'));
   const tenantNames = listMigrationNames(path.resolve(options.tenantDirectory ?? 'migrations/tenant'));
-  const [masterApplied, fleet, orphans] = await Promise.all([readMasterApplied(knex), readFleet(knex), readOrphans(knex)]);
+  const shape = await inspectRegistry(knex, registry);
+  refuseForeignTable(shape, registry);
+  const hasRegistry = shape.exists && shape.columns.includes('migration_version');
+
+  // One snapshot for the registry and the schemas' bookkeeping: a tenant migrated meanwhile is
+  // seen before or after, on both sides alike, so it never shows as drifted.
+  const read = async (trx: Knex) => {
+    const [masterApplied, registered, namespaces] = await Promise.all([
+      readMasterApplied(trx),
+      hasRegistry ? readRegistry(trx, registry) : Promise.resolve([]),
+      readTenantNamespaces(trx),
+    ]);
+    const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
+    const actual = options.verify ? await readActualStates(trx, fleet.filter((row) => row.schemaExists).map((row) => row.schema)) : undefined;
+    return { masterApplied, fleet, namespaces, actual };
+  };
+  const { masterApplied, fleet, namespaces, actual } = options.verify
+    ? await knex.transaction((trx) => read(trx), { isolationLevel: 'repeatable read', readOnly: true })
+    : await read(knex);
+
+  const registeredSchemas = new Set(fleet.map((row) => row.schema));
+  const pattern = new RegExp(TENANT_SCHEMA_PATTERN);
+  const orphans = [...namespaces].filter((name) => pattern.test(name) && !registeredSchemas.has(name)).sort();
 
   const masterDone = new Set(masterApplied);
   const masterFiles = new Set(masterNames);
@@ -45,9 +86,17 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 
   const tenantFiles = new Set(tenantNames);
   const live = fleet.filter((row) => row.schemaExists);
+  const drifted = actual
+    ? live.filter((row) => {
+        const real = actual.get(row.schema) ?? { version: null, count: 0 };
+        return real.version !== row.version || real.count !== row.count;
+      })
+    : [];
+  const driftedSet = new Set(drifted);
   // A tenant whose newest migration has no file is drifted, not behind: migrating cannot fix it.
-  const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version));
-  const behind = live.filter((row) => !isUpToDate(row, tenantNames) && !missingFile.includes(row));
+  const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version) && !driftedSet.has(row));
+  const missingFileSet = new Set(missingFile);
+  const behind = live.filter((row) => !isUpToDate(row, tenantNames) && !missingFileSet.has(row) && !driftedSet.has(row));
   const counts = new Map<string | null, number>();
   for (const row of live) counts.set(row.version, (counts.get(row.version) ?? 0) + 1);
   const versions = [...counts]
@@ -55,11 +104,12 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''));
   const tenants = {
     total: fleet.length,
-    upToDate: live.length - behind.length - missingFile.length,
+    upToDate: live.length - behind.length - missingFile.length - drifted.length,
     behind: behind.length,
     versions,
     behindOrgIds: behind.map((row) => row.orgId),
     missingFileOrgIds: missingFile.map((row) => row.orgId),
+    ...(actual ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
   const ok =
@@ -67,6 +117,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     master.missingFiles.length === 0 &&
     tenants.behind === 0 &&
     tenants.missingFileOrgIds.length === 0 &&
+    drifted.length === 0 &&
     orphans.length === 0 &&
     missingSchemas.length === 0;
   return { master, tenants, orphanSchemas: orphans, missingSchemas, ok };
@@ -82,33 +133,43 @@ async function readMasterApplied(knex: Knex): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
-async function readFleet(knex: Knex): Promise<FleetRow[]> {
-  const { rows } = await knex
-    .raw<{ rows: FleetRow[] }>(
-      `select t.org_id as "orgId", t.schema_name as "schema", t.migration_version as "version",
-              t.migration_count as "count", n.oid is not null as "schemaExists"
-         from public.tenants t left join pg_namespace n on n.nspname = t.schema_name
-        order by t.org_id`,
-    )
-    .catch((error: { code?: string }) => {
-      if (error.code === '42P01' || error.code === '42703') return { rows: [] }; // no registry yet
-      throw error;
-    });
+async function readRegistry(knex: Knex, registry: RegistryTable): Promise<Omit<FleetRow, 'schemaExists'>[]> {
+  const { rows } = await knex.raw<{ rows: Omit<FleetRow, 'schemaExists'>[] }>(
+    `select org_id as "orgId", schema_name as "schema", migration_version as "version", migration_count as "count"
+       from ${registrySql(registry)} order by org_id`,
+  );
   return rows;
 }
 
-async function readOrphans(knex: Knex): Promise<string[]> {
-  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>(
-    `select nspname from pg_namespace n
-      where nspname ~ ? and not exists (select 1 from public.tenants t where t.schema_name = n.nspname)
-      order by nspname`,
-    [TENANT_SCHEMA_PATTERN],
-  ).catch(async (error: { code?: string }) => {
-    if (error.code !== '42P01') throw error;
-    // No registry yet: every tenant-looking schema is an orphan.
-    return knex.raw<{ rows: { nspname: string }[] }>('select nspname from pg_namespace where nspname ~ ? order by nspname', [
-      TENANT_SCHEMA_PATTERN,
-    ]);
-  });
-  return rows.map((row) => row.nspname);
+/** Every schema whose name could be a tenant's (a sequential scan of pg_namespace, filtered here). */
+async function readTenantNamespaces(knex: Knex): Promise<Set<string>> {
+  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
+  return new Set(rows.map((row) => row.nspname));
+}
+
+/**
+ * What each schema's own bookkeeping says — newest applied migration and count — read
+ * {@link VERIFY_CHUNK} schemas per query. A schema without `knex_migrations` has applied nothing.
+ */
+async function readActualStates(knex: Knex, schemas: readonly string[]): Promise<Map<string, { version: string | null; count: number }>> {
+  const states = new Map<string, { version: string | null; count: number }>();
+  if (schemas.length === 0) return states;
+  const { rows: withTable } = await knex.raw<{ rows: { nspname: string }[] }>(
+    `select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relname = ? and c.relkind = 'r'`,
+    [MIGRATIONS_TABLE],
+  );
+  const hasTable = new Set(withTable.map((row) => row.nspname));
+  const readable = schemas.filter((schema) => hasTable.has(schema));
+  for (let i = 0; i < readable.length; i += VERIFY_CHUNK) {
+    const chunk = readable.slice(i, i + VERIFY_CHUNK);
+    const sql = chunk
+      .map(
+        (schema) =>
+          `select ?::text as schema, max(name) as version, count(*)::int as count from ${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`,
+      )
+      .join('\nunion all\n');
+    const { rows } = await knex.raw<{ rows: { schema: string; version: string | null; count: number }[] }>(sql, chunk);
+    for (const row of rows) states.set(row.schema, { version: row.version, count: row.count });
+  }
+  return states;
 }

@@ -3,7 +3,7 @@ import type { FleetResult } from '../../report/results.ts';
 import { migrateTenants } from '../../tenants/migrate-tenants.ts';
 import type { TenantCommandOptions } from '../../tenants/options.ts';
 import { provisionTenant } from '../../tenants/provision.ts';
-import { rollbackTenants } from '../../tenants/rollback-tenants.ts';
+import { ROLLBACK_RULE, rollbackTenants } from '../../tenants/rollback-tenants.ts';
 import { withDatabase } from '../context.ts';
 import { fleetProgress, fleetSummaryLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
@@ -14,6 +14,8 @@ interface FleetFlags {
   continueOnError?: boolean;
   tenant?: string[];
   all?: boolean;
+  to?: string;
+  verify?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -23,7 +25,11 @@ function fleetOptions(command: Command, withTenantFilter = true): Command {
     .option('--concurrency <n>', 'tenants worked on at once (default TENANT_CONCURRENCY or 4)')
     .option('--continue-on-error', 'keep starting tenants after one fails (default: stop starting new ones)')
     .option('--json', 'print exactly one JSON document on stdout');
-  if (withTenantFilter) command.addOption(new Option('--tenant <orgId>', 'only this tenant (repeatable)').argParser(collect));
+  if (withTenantFilter) {
+    command.addOption(
+      new Option('--tenant <orgId>', "only this tenant (repeatable); it is always opened and its real state read, whatever the registry says").argParser(collect),
+    );
+  }
   return command;
 }
 
@@ -40,15 +46,20 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     ),
   );
 
-  fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant')).action(
-    (flags: FleetFlags) => run('migrate:tenants', flags, (output) => runFleetCommand(output, flags, 'migrate:tenants', migrateTenants)),
-  );
+  fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant'))
+    .option('--verify', "open every tenant and migrate it from its own knex_migrations, correcting the registry (after a restore, or a schema changed by hand)")
+    .action((flags: FleetFlags) =>
+      run('migrate:tenants', flags, (output) =>
+        runFleetCommand(output, flags, 'migrate:tenants', (knex, options) => migrateTenants(knex, { ...options, verify: flags.verify })),
+      ),
+    );
 
-  fleetOptions(program.command('rollback:tenants').description("undo each tenant's last batch (or all with --all)"))
+  fleetOptions(program.command('rollback:tenants').description(`${ROLLBACK_RULE}`))
+    .option('--to <migration>', 'undo, in every tenant, everything applied after this migration (a file of the tenant tree)')
     .option('--all', 'undo every tenant migration')
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
-        runFleetCommand(output, flags, 'rollback:tenants', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all })),
+        runFleetCommand(output, flags, 'rollback:tenants', (knex, options) => rollbackTenants(knex, { ...options, all: flags.all, to: flags.to })),
       ),
     );
 };
@@ -65,6 +76,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         concurrency,
         continueOnError: flags.continueOnError,
         tenants: flags.tenant,
+        registry: config.registryTable,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
         onWarning: output.warn,
