@@ -58,12 +58,11 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 
   // One snapshot for the registry and the schemas' bookkeeping: a tenant migrated meanwhile is
   // seen before or after, on both sides alike, so it never shows as drifted.
+  // One after the other: inside a transaction the queries share one connection anyway.
   const read = async (trx: Knex) => {
-    const [masterApplied, registered, namespaces] = await Promise.all([
-      readMasterApplied(trx),
-      hasRegistry ? readRegistry(trx, registry) : Promise.resolve([]),
-      readTenantNamespaces(trx),
-    ]);
+    const masterApplied = await readMasterApplied(trx);
+    const registered = hasRegistry ? await readRegistry(trx, registry) : [];
+    const namespaces = await readTenantNamespaces(trx);
     const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
     const actual = options.verify ? await readActualStates(trx, fleet.filter((row) => row.schemaExists).map((row) => row.schema)) : undefined;
     return { masterApplied, fleet, namespaces, actual };
@@ -124,12 +123,10 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {
-  const { rows } = await knex.raw<{ rows: { name: string }[] }>(
-    'select name from public.knex_migrations order by id',
-  ).catch((error: { code?: string }) => {
-    if (error.code === '42P01') return { rows: [] }; // never migrated: no bookkeeping table yet
-    throw error;
-  });
+  // Checked first rather than caught: a failed query would abort the --verify transaction.
+  const { rows: found } = await knex.raw<{ rows: { found: boolean }[] }>("select to_regclass('public.knex_migrations') is not null as found");
+  if (!found[0]?.found) return []; // never migrated: no bookkeeping table yet
+  const { rows } = await knex.raw<{ rows: { name: string }[] }>('select name from public.knex_migrations order by id');
   return rows.map((row) => row.name);
 }
 
