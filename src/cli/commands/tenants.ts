@@ -54,7 +54,12 @@ export const registerTenantCommands: Register = (program: Command, run) => {
       ),
     );
 
-  fleetOptions(program.command('rollback:tenants').description(`${ROLLBACK_RULE}`))
+  fleetOptions(
+    program
+      .command('rollback:tenants')
+      .summary('undo the newest release in every tenant that has it (or back to --to <migration>, or --all)')
+      .description(`${ROLLBACK_RULE[0]!.toUpperCase()}${ROLLBACK_RULE.slice(1)}.`),
+  )
     .option('--to <migration>', 'undo, in every tenant, everything applied after this migration (a file of the tenant tree)')
     .option('--all', 'undo every tenant migration')
     .action((flags: FleetFlags) =>
