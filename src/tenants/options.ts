@@ -55,7 +55,10 @@ export function fleetConcurrency(knex: Knex, options: Pick<TenantCommandOptions,
   const wanted = concurrencyOf(options);
   const pool = poolSizeOf(knex);
   if (wanted <= pool) return wanted;
-  warn(`concurrency ${wanted} is more than the ${pool} connection${pool === 1 ? '' : 's'} of the pool (DB_POOL_MAX): working on ${pool} tenant${pool === 1 ? '' : 's'} at once.`);
+  warn(
+    `concurrency ${wanted} is more than the ${pool} connection${pool === 1 ? '' : 's'} of the pool (DB_POOL_MAX; the embedded server has one): ` +
+      `working on ${pool} tenant${pool === 1 ? '' : 's'} at once.`,
+  );
   return pool;
 }
 
