@@ -14,10 +14,10 @@ import { selectTenants } from './select-tenants.ts';
 /**
  * Applies pending tenant migrations to every registered tenant (or those of `options.tenants`).
  * Each tenant's pending migrations run in one transaction under its own advisory lock. Tenants the
- * registry shows as current are not opened at all, so a run with nothing pending costs one query —
- * except with `verify`, or for tenants named in `tenants`: those are always opened, their own
- * `knex_migrations` read under the lock, and the registry corrected (a restored schema can be
- * behind what the registry says).
+ * registry shows as current are not opened at all, so a run with nothing pending costs a few
+ * queries whatever the fleet's size. With `verify`, and for tenants named in `tenants`, every tenant
+ * is opened instead: its own `knex_migrations` is read under its lock and the registry corrected (a
+ * schema restored from an older backup is behind what the registry says).
  *
  * Before any tenant is touched, the files no release covers yet are recorded as a new release
  * (releases.ts), which is what a plain `rollbackTenants` undoes.
