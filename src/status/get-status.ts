@@ -64,7 +64,9 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     const registered = hasRegistry ? await readRegistry(trx, registry) : [];
     const namespaces = await readTenantNamespaces(trx);
     const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
-    const actual = options.verify ? await readActualStates(trx, fleet.filter((row) => row.schemaExists).map((row) => row.schema)) : undefined;
+    const actual = options.verify
+      ? await readActualStates(trx, namespaces, fleet.filter((row) => row.schemaExists).map((row) => row.schema))
+      : undefined;
     return { masterApplied, fleet, namespaces, actual };
   };
   const { masterApplied, fleet, namespaces, actual } = options.verify
@@ -73,7 +75,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 
   const registeredSchemas = new Set(fleet.map((row) => row.schema));
   const pattern = new RegExp(TENANT_SCHEMA_PATTERN);
-  const orphans = [...namespaces].filter((name) => pattern.test(name) && !registeredSchemas.has(name)).sort();
+  const orphans = [...namespaces.keys()].filter((name) => pattern.test(name) && !registeredSchemas.has(name)).sort();
 
   const masterDone = new Set(masterApplied);
   const masterFiles = new Set(masterNames);
@@ -138,25 +140,32 @@ async function readRegistry(knex: Knex, registry: RegistryTable): Promise<Omit<F
   return rows;
 }
 
-/** Every schema whose name could be a tenant's (a sequential scan of pg_namespace, filtered here). */
-async function readTenantNamespaces(knex: Knex): Promise<Set<string>> {
-  const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
-  return new Set(rows.map((row) => row.nspname));
+/** Every schema whose name could be a tenant's, name → oid (a sequential scan of pg_namespace). */
+async function readTenantNamespaces(knex: Knex): Promise<Map<string, string>> {
+  const { rows } = await knex.raw<{ rows: { nspname: string; oid: string }[] }>(
+    "select nspname, oid::text as oid from pg_namespace where nspname like 'tid\\_%'",
+  );
+  return new Map(rows.map((row) => [row.nspname, row.oid]));
 }
 
 /**
  * What each schema's own bookkeeping says — newest applied migration and count — read
  * {@link VERIFY_CHUNK} schemas per query. A schema without `knex_migrations` has applied nothing.
  */
-async function readActualStates(knex: Knex, schemas: readonly string[]): Promise<Map<string, { version: string | null; count: number }>> {
+async function readActualStates(
+  knex: Knex,
+  namespaces: ReadonlyMap<string, string>,
+  schemas: readonly string[],
+): Promise<Map<string, { version: string | null; count: number }>> {
   const states = new Map<string, { version: string | null; count: number }>();
   if (schemas.length === 0) return states;
-  const { rows: withTable } = await knex.raw<{ rows: { nspname: string }[] }>(
-    `select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relname = ? and c.relkind = 'r'`,
+  // Which schemas have the table: matched by namespace oid here, not joined in SQL (see the top).
+  const { rows: withTable } = await knex.raw<{ rows: { namespace: string }[] }>(
+    `select relnamespace::text as namespace from pg_class where relname = ? and relkind = 'r'`,
     [MIGRATIONS_TABLE],
   );
-  const hasTable = new Set(withTable.map((row) => row.nspname));
-  const readable = schemas.filter((schema) => hasTable.has(schema));
+  const hasTable = new Set(withTable.map((row) => row.namespace));
+  const readable = schemas.filter((schema) => hasTable.has(namespaces.get(schema) ?? ''));
   for (let i = 0; i < readable.length; i += VERIFY_CHUNK) {
     const chunk = readable.slice(i, i + VERIFY_CHUNK);
     const sql = chunk
