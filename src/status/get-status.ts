@@ -56,22 +56,15 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   refuseForeignTable(shape, registry);
   const hasRegistry = shape.exists && shape.columns.includes('migration_version');
 
-  // One snapshot for the registry and the schemas' bookkeeping: a tenant migrated meanwhile is
-  // seen before or after, on both sides alike, so it never shows as drifted.
-  // One after the other: inside a transaction the queries share one connection anyway.
-  const read = async (trx: Knex) => {
-    const masterApplied = await readMasterApplied(trx);
-    const registered = hasRegistry ? await readRegistry(trx, registry) : [];
-    const namespaces = await readTenantNamespaces(trx);
-    const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
-    const actual = options.verify
-      ? await readActualStates(trx, namespaces, fleet.filter((row) => row.schemaExists).map((row) => row.schema))
-      : undefined;
-    return { masterApplied, fleet, namespaces, actual };
-  };
-  const { masterApplied, fleet, namespaces, actual } = options.verify
-    ? await knex.transaction((trx) => read(trx), { isolationLevel: 'repeatable read', readOnly: true })
-    : await read(knex);
+  const [masterApplied, registered, namespaces] = await Promise.all([
+    readMasterApplied(knex),
+    hasRegistry ? readRegistry(knex, registry) : Promise.resolve([]),
+    readTenantNamespaces(knex),
+  ]);
+  const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
+  const drift = options.verify
+    ? await readDrift(knex, registry, namespaces, fleet.filter((row) => row.schemaExists))
+    : undefined;
 
   const registeredSchemas = new Set(fleet.map((row) => row.schema));
   const pattern = new RegExp(TENANT_SCHEMA_PATTERN);
@@ -87,12 +80,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 
   const tenantFiles = new Set(tenantNames);
   const live = fleet.filter((row) => row.schemaExists);
-  const drifted = actual
-    ? live.filter((row) => {
-        const real = actual.get(row.schema) ?? { version: null, count: 0 };
-        return real.version !== row.version || real.count !== row.count;
-      })
-    : [];
+  const drifted = drift ? live.filter((row) => drift.has(row.schema)) : [];
   const driftedSet = new Set(drifted);
   // A tenant whose newest migration has no file is drifted, not behind: migrating cannot fix it.
   const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version) && !driftedSet.has(row));
@@ -110,7 +98,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     versions,
     behindOrgIds: behind.map((row) => row.orgId),
     missingFileOrgIds: missingFile.map((row) => row.orgId),
-    ...(actual ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
+    ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
   const ok =
@@ -125,7 +113,6 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {
-  // Checked first rather than caught: a failed query would abort the --verify transaction.
   const { rows: found } = await knex.raw<{ rows: { found: boolean }[] }>("select to_regclass('public.knex_migrations') is not null as found");
   if (!found[0]?.found) return []; // never migrated: no bookkeeping table yet
   const { rows } = await knex.raw<{ rows: { name: string }[] }>('select name from public.knex_migrations order by id');
@@ -149,33 +136,54 @@ async function readTenantNamespaces(knex: Knex): Promise<Map<string, string>> {
 }
 
 /**
- * What each schema's own bookkeeping says — newest applied migration and count — read
- * {@link VERIFY_CHUNK} schemas per query. A schema without `knex_migrations` has applied nothing.
+ * The schemas whose own bookkeeping disagrees with their registry row, {@link VERIFY_CHUNK} schemas
+ * per statement. Each statement reads a chunk's `knex_migrations` (newest name, count) together
+ * with the same tenants' registry values, so both come from one snapshot: a tenant migrated while
+ * status runs is seen before or after on both sides alike, never as drifted. Statements, not one
+ * long transaction: each holds a lock per table it reads until it ends, and 10,000 of them in one
+ * transaction would overflow the server's lock table (max_locks_per_transaction). A schema without
+ * `knex_migrations` has applied nothing.
  */
-async function readActualStates(
+async function readDrift(
   knex: Knex,
+  registry: RegistryTable,
   namespaces: ReadonlyMap<string, string>,
-  schemas: readonly string[],
-): Promise<Map<string, { version: string | null; count: number }>> {
-  const states = new Map<string, { version: string | null; count: number }>();
-  if (schemas.length === 0) return states;
+  live: readonly FleetRow[],
+): Promise<Set<string>> {
+  const drifted = new Set<string>();
+  if (live.length === 0) return drifted;
   // Which schemas have the table: matched by namespace oid here, not joined in SQL (see the top).
   const { rows: withTable } = await knex.raw<{ rows: { namespace: string }[] }>(
     `select relnamespace::text as namespace from pg_class where relname = ? and relkind = 'r'`,
     [MIGRATIONS_TABLE],
   );
   const hasTable = new Set(withTable.map((row) => row.namespace));
-  const readable = schemas.filter((schema) => hasTable.has(namespaces.get(schema) ?? ''));
+  const readable: string[] = [];
+  for (const row of live) {
+    if (hasTable.has(namespaces.get(row.schema) ?? '')) readable.push(row.schema);
+    else if (row.version !== null || row.count !== 0) drifted.add(row.schema);
+  }
+  const table = registrySql(registry);
   for (let i = 0; i < readable.length; i += VERIFY_CHUNK) {
     const chunk = readable.slice(i, i + VERIFY_CHUNK);
+    // Each registry value is a lookup by its unique schema_name: no plan to go wrong.
     const sql = chunk
       .map(
         (schema) =>
-          `select ?::text as schema, max(name) as version, count(*)::int as count from ${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`,
+          `select ?::text as schema, max(name) as version, count(*)::int as count,
+                  (select migration_version from ${table} where schema_name = ?) as "registryVersion",
+                  (select migration_count from ${table} where schema_name = ?) as "registryCount"
+             from ${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`,
       )
       .join('\nunion all\n');
-    const { rows } = await knex.raw<{ rows: { schema: string; version: string | null; count: number }[] }>(sql, chunk);
-    for (const row of rows) states.set(row.schema, { version: row.version, count: row.count });
+    const { rows } = await knex.raw<{
+      rows: { schema: string; version: string | null; count: number; registryVersion: string | null; registryCount: number | null }[];
+    }>(sql, chunk.flatMap((schema) => [schema, schema, schema]));
+    for (const row of rows) {
+      // A row gone from the registry meanwhile (the org was deleted) is not drift.
+      if (row.registryCount === null) continue;
+      if (row.version !== row.registryVersion || row.count !== row.registryCount) drifted.add(row.schema);
+    }
   }
-  return states;
+  return drifted;
 }
