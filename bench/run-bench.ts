@@ -394,7 +394,11 @@ async function main(): Promise<number> {
     `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
     `${os.type()} ${os.release()}, Node ${process.version}; PostgreSQL ${info.version} (${server.kind}: ${server.describe}); ${settingsText}`;
   log(`machine: ${machineLine}`);
-  log(`scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`);
+  log(
+    options.scale
+      ? `scratch database: ${db.name}; --scale at ${options.scale.join(', ')} tenants × ${options.reps} reps`
+      : `scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`,
+  );
 
   if (options.scale) {
     const scale = await runScale(db, options.scale, options.reps, log);
