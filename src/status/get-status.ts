@@ -9,6 +9,8 @@
  */
 import path from 'node:path';
 import type { Knex } from 'knex';
+import pLimit from 'p-limit';
+import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { listMigrationNames } from '../migration/source.ts';
@@ -164,8 +166,15 @@ async function readDrift(
     else if (row.version !== null || row.count !== 0) drifted.add(row.schema);
   }
   const table = registrySql(registry);
-  for (let i = 0; i < readable.length; i += VERIFY_CHUNK) {
-    const chunk = readable.slice(i, i + VERIFY_CHUNK);
+  const chunks: string[][] = [];
+  for (let i = 0; i < readable.length; i += VERIFY_CHUNK) chunks.push(readable.slice(i, i + VERIFY_CHUNK));
+  // Most of a chunk's cost is the server opening and planning 500 tables: chunks on a few
+  // connections at once keep more than one server core busy.
+  const limit = pLimit(Math.max(1, Math.min(4, poolSizeOf(knex))));
+  await Promise.all(chunks.map((chunk) => limit(() => readChunk(chunk))));
+  return drifted;
+
+  async function readChunk(chunk: readonly string[]): Promise<void> {
     // Each registry value is a lookup by its unique schema_name: no plan to go wrong.
     const sql = chunk
       .map(
@@ -189,5 +198,4 @@ async function readDrift(
       if (row.version !== row.registryVersion || row.count !== row.registryCount) drifted.add(row.schema);
     }
   }
-  return drifted;
 }

@@ -29,8 +29,9 @@ describe('a pool smaller than the concurrency', () => {
     const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), orgIds, { directory: tree });
     addFromFixture(tree, 'tenant-slow-pool', '20260101000002_hold_connection.ts');
-    // Each tenant holds the one connection for 0.4 s; a tenant waiting for it gives up after 0.2 s.
-    const env = { ...treeEnv(db.url, { tenant: tree }), DB_POOL_MAX: '1', DB_ACQUIRE_TIMEOUT_MS: '200' };
+    // Each tenant holds the one connection for 2 s; a tenant waiting for it would give up after
+    // 1.5 s (long enough for the connection itself to be opened on a busy machine).
+    const env = { ...treeEnv(db.url, { tenant: tree }), DB_POOL_MAX: '1', DB_ACQUIRE_TIMEOUT_MS: '1500' };
     const run = await runCli(['migrate:tenants', '--concurrency', '4', '--json'], { env });
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout).summary).toMatchObject({ total: 5, migrated: 5 });
