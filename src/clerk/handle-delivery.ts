@@ -5,7 +5,9 @@
  */
 import type { Knex } from 'knex';
 import { Webhook, WebhookVerificationError } from 'svix';
+import { registryOf } from '../tenants/options.ts';
 import { ensureRegistry, markTenantDeleted } from '../tenants/registry.ts';
+import type { RegistryTable } from '../tenants/registry-table.ts';
 import { provisionTenant } from '../tenants/provision.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { orgIdProblem } from '../tenants/naming.ts';
@@ -17,6 +19,8 @@ export interface ClerkWebhookOptions {
   signingSecret?: string;
   /** The tenant migrations directory. Default: `TENANT_MIGRATIONS_DIR`, else `migrations/tenant`. */
   tenantDirectory?: string;
+  /** The registry table. Default `public.tenants`. */
+  registry?: RegistryTable;
   /**
    * What `organization.deleted` does. `'mark'` (the default) sets the tenant's `deleted_at` and drops
    * nothing; `status` lists it. `'deprovision'` is refused: tenant-migrate cannot deprovision yet.
@@ -112,11 +116,11 @@ export async function handleDelivery(delivery: Delivery, options: ClerkWebhookOp
   try {
     if (type === 'organization.deleted') {
       // The deletion may be the first event this database sees, or predate the deleted_at column.
-      await ensureRegistry(options.knex);
-      const marked = await markTenantDeleted(options.knex, orgId);
+      await ensureRegistry(options.knex, registryOf(options));
+      const marked = await markTenantDeleted(options.knex, registryOf(options), orgId);
       return { status: 200, body: { ok: true, type, orgId, marked } };
     }
-    const result = await provisionTenant(options.knex, [orgId], { directory: tenantDirectoryOf(options) });
+    const result = await provisionTenant(options.knex, [orgId], { directory: tenantDirectoryOf(options), registry: options.registry });
     const tenant = result.tenants[0];
     if (!result.ok || !tenant) {
       const message = `${orgId}: provisioning failed: ${tenant?.error ?? 'no result'}`;

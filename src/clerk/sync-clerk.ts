@@ -5,7 +5,9 @@
  */
 import type { Knex } from 'knex';
 import { provisionTenant } from '../tenants/provision.ts';
+import { registryOf } from '../tenants/options.ts';
 import { ensureRegistry, listTenants } from '../tenants/registry.ts';
+import type { RegistryTable } from '../tenants/registry-table.ts';
 import { listClerkOrganizationIds, type ClerkApiOptions } from './clerk-api.ts';
 
 export interface SyncClerkOptions extends ClerkApiOptions {
@@ -15,6 +17,8 @@ export interface SyncClerkOptions extends ClerkApiOptions {
   tenantDirectory?: string;
   /** Orgs provisioned at once. Default 4. */
   concurrency?: number;
+  /** The registry table. Default `public.tenants`. */
+  registry?: RegistryTable;
 }
 
 export interface SyncClerkResult {
@@ -45,8 +49,8 @@ export interface SyncClerkResult {
 export async function syncClerk(knex: Knex, options: SyncClerkOptions): Promise<SyncClerkResult> {
   const started = performance.now();
   const inClerk = await listClerkOrganizationIds(options);
-  if (!options.dryRun) await ensureRegistry(knex);
-  const registered = new Set((await listTenants(knex).catch(noRegistryYet)).map((tenant) => tenant.orgId));
+  if (!options.dryRun) await ensureRegistry(knex, registryOf(options));
+  const registered = new Set((await listTenants(knex, registryOf(options)).catch(noRegistryYet)).map((tenant) => tenant.orgId));
   const clerkIds = new Set(inClerk);
   const missing = [...clerkIds].filter((orgId) => !registered.has(orgId));
   const missingInClerk = [...registered].filter((orgId) => !clerkIds.has(orgId)).sort();
@@ -59,6 +63,7 @@ export async function syncClerk(knex: Knex, options: SyncClerkOptions): Promise<
       directory: options.tenantDirectory,
       concurrency: options.concurrency,
       continueOnError: true,
+      registry: options.registry,
     });
     provisioned = result.tenants.filter((tenant) => tenant.status !== 'failed' && tenant.status !== 'skipped').map((tenant) => tenant.orgId);
     for (const tenant of result.tenants) {

@@ -25,8 +25,8 @@ export async function withDatabase<T>(
 ): Promise<T> {
   const config = loadConfig();
   const concurrency = concurrencyFrom(flags, config);
-  // Tenants beyond the pool's size simply wait for a connection, so DB_POOL_MAX below the
-  // concurrency is safe (e.g. behind a connection limit, or the single-session embedded server).
+  // DB_POOL_MAX below the concurrency is safe (behind a connection limit, or the single-session
+  // embedded server): the fleet commands then work on as many tenants at once as the pool holds.
   const { openDatabase } = await import('../db/connection.ts');
   const db = await openDatabase(config, { poolSize: config.poolMax ?? concurrency + 1 });
   try {

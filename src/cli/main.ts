@@ -43,7 +43,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end with code 0; every other parse problem is bad usage.
-      return error.exitCode === 0 ? 0 : 2;
+      if (error.exitCode === 0) return 0;
+      // Commander has printed its message on stderr; a --json caller still gets its one document.
+      if (argv.slice(2).includes('--json')) {
+        const names = new Set(program.commands.map((command) => command.name()));
+        const command = argv.slice(2).find((arg) => names.has(arg)) ?? 'tenant-migrate';
+        createOutput(true).document({ command, ok: false, error: error.message.replace(/^error: /, '') });
+      }
+      return 2;
     }
     return handleError(error, createOutput(false), 'tenant-migrate');
   }

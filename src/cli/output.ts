@@ -43,6 +43,7 @@ export function tenantLine(result: TenantResult, command?: string): string {
   else if (command === 'provision:tenant' && result.status === 'up-to-date') what = 'already provisioned, up to date';
   else if (command === 'provision:tenant' && result.status === 'migrated') what = `already provisioned, brought to the latest${migrations}`;
   else if (result.status === 'up-to-date') what = 'up to date';
+  else if (result.status === 'rolled-back') what = `rolled back ${result.migrations.join(', ')}`;
   else what = `${result.status}${migrations}`;
   return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}`;
 }
@@ -157,6 +158,7 @@ export function statusLines(status: StatusResult): string[] {
   ];
   if (master.missingFiles.length) lines.push(pc.red(`  applied but missing their file: ${master.missingFiles.join(', ')}`));
   const drift = [
+    tenants.driftedOrgIds?.length ? `${tenants.driftedOrgIds.length} drifted` : '',
     tenants.missingFileOrgIds.length ? `${tenants.missingFileOrgIds.length} with a missing migration file` : '',
     status.missingSchemas.length ? `${status.missingSchemas.length} without a schema` : '',
   ].filter(Boolean);
@@ -164,6 +166,9 @@ export function statusLines(status: StatusResult): string[] {
   const width = Math.max(0, ...tenants.versions.map(({ version }) => (version ?? '(no migrations)').length));
   for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(width)}  ${count}`);
   if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
+  if (tenants.driftedOrgIds?.length) {
+    lines.push(pc.red(`Drifted (registry disagrees with the schema's knex_migrations; run migrate:tenants --verify): ${preview(tenants.driftedOrgIds)}`));
+  }
   if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
   if (tenants.deletedOrgIds.length) lines.push(pc.yellow(`Deleted in Clerk, awaiting deprovisioning: ${preview(tenants.deletedOrgIds)}`));
   if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));

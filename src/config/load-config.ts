@@ -8,6 +8,7 @@ import dotenv from 'dotenv';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { ConnectionOptions } from 'node:tls';
 import { UsageError } from '../errors.ts';
+import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
 
 /** What a connection error may show: everything but the password. */
 export interface ConnectionLabel {
@@ -37,6 +38,10 @@ export interface Config {
   fastPath: boolean;
   /** The Clerk integration (src/clerk/): read here, required only by what uses it. */
   clerk: ClerkConfig;
+  /** How long a query may wait for a pooled connection (`DB_ACQUIRE_TIMEOUT_MS`, default 60 s). */
+  acquireTimeoutMs: number;
+  /** The tenant registry (`TENANT_REGISTRY_TABLE`, default public.tenants). */
+  registryTable: RegistryTable;
 }
 
 export interface ClerkConfig {
@@ -64,6 +69,8 @@ export interface LoadConfigOptions {
 export const DEFAULT_CONCURRENCY = 4;
 /** How long a connection attempt may take before it is reported as unreachable. */
 export const CONNECT_TIMEOUT_MS = 5_000;
+/** Knex's own default wait for a pooled connection. */
+export const ACQUIRE_TIMEOUT_MS = 60_000;
 
 /**
  * Loads and validates the configuration.
@@ -98,6 +105,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
     fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),
     clerk: readClerk(env),
+    acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
+    registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
   };
 }
 
@@ -232,6 +241,16 @@ function readPositiveInt(env: NodeJS.ProcessEnv, variable: string, fallback: num
   const raw = env[variable]?.trim();
   if (!raw) return fallback;
   return parseConcurrency(raw, variable);
+}
+
+function readMilliseconds(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 3_600_000) {
+    throw new UsageError(`${variable} must be a whole number of milliseconds from 1 to 3600000, got "${raw}".`);
+  }
+  return n;
 }
 
 /** Parses a concurrency value (an env variable or `--concurrency`): a whole number from 1 to 256. */

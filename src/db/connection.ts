@@ -4,7 +4,7 @@
  */
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
-import { CONNECT_TIMEOUT_MS, type Config, type ConnectionLabel, type ConnectionSettings } from '../config/load-config.ts';
+import { ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, type Config, type ConnectionLabel, type ConnectionSettings } from '../config/load-config.ts';
 import { ConnectionError, UsageError } from '../errors.ts';
 
 // Return int8 (count(*), bigint ids) as JS numbers: our counts are far below 2^53.
@@ -22,13 +22,20 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
+/** The most connections a Knex instance's pool may hold: what a fleet run's concurrency is capped at. */
+export function poolSizeOf(knex: Knex): number {
+  const pool = (knex.client as { pool?: { max?: number }; config?: Knex.Config }).pool;
+  const configured = (knex.client.config as Knex.Config).pool?.max;
+  return pool?.max ?? configured ?? 10; // 10: Knex's default
+}
+
 /** The Knex configuration for a connection: what knexfile.ts and the CLI both use. */
-export function knexConfig(connection: ConnectionSettings, poolSize = 5): Knex.Config {
+export function knexConfig(connection: ConnectionSettings, poolSize = 5, acquireTimeoutMs = ACQUIRE_TIMEOUT_MS): Knex.Config {
   return {
     client: 'pg',
     connection: { ...connection, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenant-migrate' },
     pool: { min: 0, max: poolSize },
-    acquireConnectionTimeout: 60_000,
+    acquireConnectionTimeout: acquireTimeoutMs,
     log: knexLog,
   };
 }
@@ -76,7 +83,7 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
   if (!connection) {
     throw new UsageError('No database configured: set DATABASE_URL or the DB_* variables.');
   }
-  const knex = knexFactory(knexConfig(connection, poolSize));
+  const knex = knexFactory(knexConfig(connection, poolSize, config.acquireTimeoutMs));
   const label = labelOf(connection);
   const close = async () => {
     await knex.destroy();

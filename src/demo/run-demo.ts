@@ -106,6 +106,8 @@ async function demo(): Promise<void> {
     TENANT_MIGRATIONS_DIR: tenantTree,
     // PGlite is a single session: one connection, tenants take turns on it.
     DB_POOL_MAX: String(EMBEDDED_POOL_SIZE),
+    // …so one tenant at a time, said here rather than by a warning on every command.
+    TENANT_CONCURRENCY: String(EMBEDDED_POOL_SIZE),
   });
   try {
     heading('1. Shared tables in public (and the pgvector extension)');

@@ -5,16 +5,22 @@
  */
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { UsageError } from '../errors.ts';
 import { describeError } from '../migration/describe-error.ts';
+import type { UndoRule } from '../migration/plan.ts';
+import { undoTarget } from '../migration/undo-target.ts';
 import { runSchema, StepError, type SchemaRun } from '../migration/run-schema.ts';
 import { directorySource } from '../migration/source.ts';
 import type { MasterResult } from '../report/results.ts';
 import { ensureRegistry } from '../tenants/registry.ts';
+import type { RegistryTable } from '../tenants/registry-table.ts';
 
 export interface MasterOptions {
   /** The master migrations directory. Defaults to `migrations/master`. */
   directory?: string;
   onWarning?(message: string): void;
+  /** The tenant registry (created by migrate:master). Default public.tenants. */
+  registry?: RegistryTable;
 }
 
 /**
@@ -26,18 +32,28 @@ export interface MasterOptions {
  *   result.migrations; // ['20260101000000_enable_vector.ts', …]
  */
 export async function migrateMaster(knex: Knex, options: MasterOptions = {}): Promise<MasterResult> {
-  await ensureRegistry(knex);
+  await ensureRegistry(knex, options.registry);
   return runMaster(knex, 'migrate:master', { direction: 'up' }, options);
 }
 
 /**
- * Undoes the newest master batch, or every batch with `all`.
+ * Undoes the newest master batch, every batch with `all`, or everything applied after the
+ * migration `to` (a file of the master tree; checked before anything runs).
  *
  * @example
  *   await rollbackMaster(knex, { all: true });
+ *   await rollbackMaster(knex, { to: '20260101000000_plans.ts' });
  */
-export async function rollbackMaster(knex: Knex, options: MasterOptions & { all?: boolean } = {}): Promise<MasterResult> {
-  return runMaster(knex, 'rollback:master', { direction: 'down', undo: options.all ? { kind: 'all' } : { kind: 'newest-batch' } }, options);
+export async function rollbackMaster(knex: Knex, options: MasterOptions & { all?: boolean; to?: string } = {}): Promise<MasterResult> {
+  if (options.all && options.to !== undefined) {
+    throw new UsageError('--all and --to cannot be combined: --all undoes every migration, --to stops at one. Nothing was changed.');
+  }
+  let undo: UndoRule = options.all ? { kind: 'all' } : { kind: 'newest-batch' };
+  if (options.to !== undefined) {
+    const names = directorySource(path.resolve(options.directory ?? 'migrations/master')).names;
+    undo = { kind: 'to', migration: undoTarget(names, options.to, 'master') };
+  }
+  return runMaster(knex, 'rollback:master', { direction: 'down', undo }, options);
 }
 
 async function runMaster(

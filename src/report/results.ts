@@ -58,6 +58,11 @@ export interface StatusResult {
     missingFileOrgIds: string[];
     /** Tenants whose org was deleted in Clerk (`organization.deleted`): kept, awaiting deprovisioning. */
     deletedOrgIds: string[];
+    /**
+     * `status --verify` only: tenants whose registry row disagrees with their own knex_migrations
+     * (a restored schema, a stock-Knex rollback). `migrate:tenants --verify` corrects them.
+     */
+    driftedOrgIds?: string[];
   };
   /** `tid_…` schemas with no registry row. */
   orphanSchemas: string[];

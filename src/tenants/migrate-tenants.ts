@@ -5,14 +5,22 @@ import { expectApplied, type Expectation } from '../migration/replay-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { summarize, type FleetResult, type TenantResult } from '../report/results.ts';
-import { collectWarnings, concurrencyOf, fastPathOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { isUpToDate, recordTenantState, type TenantRecord } from './registry.ts';
+import type { RegistryTable } from './registry-table.ts';
+import { recordRelease } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
 
 /**
  * Applies pending tenant migrations to every registered tenant (or those of `options.tenants`).
  * Each tenant's pending migrations run in one transaction under its own advisory lock. Tenants the
- * registry shows as current are not opened at all, so a run with nothing pending costs one query.
+ * registry shows as current are not opened at all, so a run with nothing pending costs a few
+ * queries whatever the fleet's size. With `verify`, and for tenants named in `tenants`, every tenant
+ * is opened instead: its own `knex_migrations` is read under its lock and the registry corrected (a
+ * schema restored from an older backup is behind what the registry says).
+ *
+ * Before any tenant is touched, the files no release covers yet are recorded as a new release
+ * (releases.ts), which is what a plain `rollbackTenants` undoes.
  *
  * @example
  *   const result = await migrateTenants(knex, { directory: 'migrations/tenant', concurrency: 8 });
@@ -20,40 +28,51 @@ import { selectTenants } from './select-tenants.ts';
  */
 export async function migrateTenants(knex: Knex, options: TenantCommandOptions = {}): Promise<FleetResult> {
   const started = performance.now();
+  const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
-  const tenants = await selectTenants(knex, options.tenants);
-  const behind = tenants.filter((tenant) => !isUpToDate(tenant, source.names));
+  const tenants = await selectTenants(knex, options.tenants, registry);
   const { warnings, warn } = collectWarnings(options);
+  const concurrency = fleetConcurrency(knex, options, warn);
+  await recordRelease(knex, registry, source.names);
+  const verify = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
+  const opened = verify ? tenants : tenants.filter((tenant) => !isUpToDate(tenant, source.names));
   options.onStart?.(tenants.length);
 
-  const current: TenantResult[] = tenants
-    .filter((tenant) => isUpToDate(tenant, source.names))
-    .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
+  const current: TenantResult[] = verify
+    ? []
+    : tenants
+        .filter((tenant) => isUpToDate(tenant, source.names))
+        .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
   for (const result of current) options.onTenantDone?.(result);
 
-  const ran = await runFleet(behind, (tenant) => migrateTenant(knex, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
-    concurrency: concurrencyOf(options),
+  const ran = await runFleet(opened, (tenant) => migrateTenant(knex, source, tenant, { onWarning: warn, registry, replay: fastPathOf(options) }), {
+    concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
   });
   return fleetResult('migrate:tenants', tenants, [...current, ...ran], started, warnings);
 }
 
-/** Brings one registered tenant to the newest migration. */
+/**
+ * Brings one registered tenant to the newest migration, from what its own `knex_migrations` says
+ * (read under its lock); the registry row is corrected in the same transaction.
+ */
 export async function migrateTenant(
   knex: Knex,
   source: MigrationSource,
   tenant: TenantRecord,
-  { onWarning, replay = true }: { onWarning?(message: string): void; replay?: boolean } = {},
+  { onWarning, registry, replay = true }: { onWarning?(message: string): void; registry?: RegistryTable; replay?: boolean } = {},
 ) {
   const { plan } = await runSchema(knex, {
     schema: tenant.schema,
     source,
     direction: 'up',
     hasBookkeeping: true, // provisioning created it
-    expect: expectationOf(tenant, source),
+    // Only a tenant the registry shows behind is worth predicting; for one it shows current (a
+    // verify run), the ordinary path reads the real state.
+    expect: isUpToDate(tenant, source.names) ? undefined : expectationOf(tenant, source),
     recorded: tenant,
-    finish: recordTenantState(tenant.schema),
+    finish: recordTenantState(registry ?? registryOf({}), tenant.schema),
     onWarning,
     replay,
   });

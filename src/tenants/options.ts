@@ -1,6 +1,9 @@
 /** Options shared by the fleet commands (library and CLI alike). */
+import type { Knex } from 'knex';
 import { DEFAULT_CONCURRENCY } from '../config/load-config.ts';
+import { poolSizeOf } from '../db/connection.ts';
 import type { TenantResult } from '../report/results.ts';
+import { DEFAULT_REGISTRY, type RegistryTable } from './registry-table.ts';
 
 export interface TenantCommandOptions {
   /** The tenant migrations directory. Defaults to `migrations/tenant` under the working directory. */
@@ -9,8 +12,16 @@ export interface TenantCommandOptions {
   concurrency?: number;
   /** Keep starting tenants after one fails (default: fail fast). */
   continueOnError?: boolean;
-  /** Only these org ids (each must be registered). */
+  /** Only these org ids (each must be registered). Named tenants are always opened: see `verify`. */
   tenants?: readonly string[];
+  /**
+   * Open every tenant and read its own `knex_migrations` under its lock, instead of trusting the
+   * registry's record of it (after a restore, or a schema changed by hand); the registry is
+   * corrected as each tenant is done.
+   */
+  verify?: boolean;
+  /** The registry table. Default public.tenants. */
+  registry?: RegistryTable;
   onTenantDone?(result: TenantResult): void;
   onWarning?(message: string): void;
   /** Called once the fleet to work on is known, before any tenant starts (progress bars). */
@@ -32,6 +43,30 @@ export function fastPathOf(options: Pick<TenantCommandOptions, 'fastPath'>): boo
 
 export function concurrencyOf(options: Pick<TenantCommandOptions, 'concurrency'>): number {
   return options.concurrency ?? DEFAULT_CONCURRENCY;
+}
+
+/**
+ * The concurrency a fleet run uses: the one asked for, capped at the pool's size. Each tenant holds
+ * one connection for its whole run, so a tenant beyond the pool's size would only wait for one —
+ * and a wait longer than Knex's acquire timeout (behind slow migrations) would fail that tenant and,
+ * fail-fast, skip the rest of the fleet. Says so once, through `warn`.
+ *
+ * @example
+ *   const concurrency = fleetConcurrency(knex, { concurrency: 8 }, console.warn); // 1 on a pool of one
+ */
+export function fleetConcurrency(knex: Knex, options: Pick<TenantCommandOptions, 'concurrency'>, warn: (message: string) => void): number {
+  const wanted = concurrencyOf(options);
+  const pool = poolSizeOf(knex);
+  if (wanted <= pool) return wanted;
+  warn(
+    `concurrency ${wanted} is more than the ${pool} connection${pool === 1 ? '' : 's'} of the pool (DB_POOL_MAX; the embedded server has one): ` +
+      `working on ${pool} tenant${pool === 1 ? '' : 's'} at once.`,
+  );
+  return pool;
+}
+
+export function registryOf(options: Pick<TenantCommandOptions, 'registry'>): RegistryTable {
+  return options.registry ?? DEFAULT_REGISTRY;
 }
 
 export function tenantDirectoryOf(options: Pick<TenantCommandOptions, 'directory'>): string {

@@ -10,8 +10,10 @@ import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collisionError, printableOrgId, tenantSchemaName, validateOrgIds } from './naming.ts';
-import { collectWarnings, concurrencyOf, fastPathOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, type TenantRecord } from './registry.ts';
+import { registryName, registrySql, type RegistryTable } from './registry-table.ts';
+import { recordRelease } from './releases.ts';
 
 /**
  * Provisions organisations: for each org id, in ONE transaction, creates its schema, applies every
@@ -30,14 +32,18 @@ export async function provisionTenant(
 ): Promise<FleetResult> {
   const started = performance.now();
   const wanted = validateOrgIds(orgIds);
+  const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
-  await ensureRegistry(knex);
+  await ensureRegistry(knex, registry);
   const tenants = wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId), version: null, count: 0 }));
-  await refuseConflicts(knex, tenants);
+  await refuseConflicts(knex, registry, tenants);
   const { warnings, warn } = collectWarnings(options);
+  const concurrency = fleetConcurrency(knex, options, warn);
+  // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
+  await recordRelease(knex, registry, source.names);
   options.onStart?.(tenants.length);
-  const results = await runFleet(tenants, (tenant) => provisionOne(knex, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
-    concurrency: concurrencyOf(options),
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
+    concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
   });
@@ -48,12 +54,12 @@ export async function provisionTenant(
  * Exit 2 before anything is written: a colliding registered org, a schema nobody registered, or a
  * registered org whose schema is gone.
  */
-async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Promise<void> {
+async function refuseConflicts(knex: Knex, registry: RegistryTable, tenants: readonly TenantRecord[]): Promise<void> {
   // One statement, so one snapshot: read separately, a concurrent call for the same org could
   // commit in between and its new schema would look unregistered (an "orphan").
   const { rows } = await knex.raw<{ rows: { schema: string; owner: string | null; schemaExists: boolean }[] }>(
     `select s.schema, t.org_id as owner, exists (select 1 from pg_namespace n where n.nspname = s.schema) as "schemaExists"
-       from unnest(?::text[]) as s(schema) left join public.tenants t on t.schema_name = s.schema`,
+       from unnest(?::text[]) as s(schema) left join ${registrySql(registry)} t on t.schema_name = s.schema`,
     [tenants.map((tenant) => tenant.schema)],
   );
   const registered = new Map(rows.filter((row) => row.owner !== null).map((row) => [row.schema, row.owner!]));
@@ -65,7 +71,7 @@ async function refuseConflicts(knex: Knex, tenants: readonly TenantRecord[]): Pr
   const orphans = [...existing].filter((schema) => !registered.has(schema));
   if (orphans.length > 0) throw orphanError(orphans);
   const missing = tenants.filter((tenant) => registered.has(tenant.schema) && !existing.has(tenant.schema));
-  if (missing.length > 0) throw missingSchemaError(missing);
+  if (missing.length > 0) throw missingSchemaError(registry, missing);
 }
 
 function orphanError(schemas: readonly string[]): UsageError {
@@ -75,16 +81,17 @@ function orphanError(schemas: readonly string[]): UsageError {
   );
 }
 
-function missingSchemaError(tenants: readonly Pick<TenantRecord, 'orgId' | 'schema'>[]): UsageError {
+function missingSchemaError(registry: RegistryTable, tenants: readonly Pick<TenantRecord, 'orgId' | 'schema'>[]): UsageError {
   const which = tenants.map((tenant) => `${printableOrgId(tenant.orgId)} (${tenant.schema})`).join(', ');
   return new UsageError(
     `${which}: registered, but the schema is missing (status lists it under missing schemas). Restore the schema from a backup, ` +
-      `or delete the registry row (DELETE FROM public.tenants WHERE schema_name = '…') to provision the org anew. Nothing was changed.`,
+      `or delete the registry row (DELETE FROM ${registryName(registry)} WHERE schema_name = '…') to provision the org anew. Nothing was changed.`,
   );
 }
 
 async function provisionOne(
   knex: Knex,
+  registry: RegistryTable,
   source: MigrationSource,
   tenant: TenantRecord,
   { onWarning, replay }: { onWarning(message: string): void; replay: boolean },
@@ -99,7 +106,7 @@ async function provisionOne(
     // The usual case, a new org: one round trip once the tree's DDL is known. If the schema exists
     // after all (a concurrent call, an orphan), the prepare below runs instead and sorts it out.
     expect: expectNewSchema(tenant.schema, [
-      insertTenantSql(tenant.orgId, tenant.schema),
+      insertTenantSql(registry, tenant.orgId, tenant.schema),
       `create schema ${quoteIdentifier(tenant.schema)}`,
       bookkeepingDdl(knex, tenant.schema),
     ]),
@@ -107,7 +114,7 @@ async function provisionOne(
     // ones find the registry row and only catch up on migrations.
     prepare: async (trx) => {
       const { rows } = await trx.raw<{ rows: { owner: string | null; schemaExists: boolean }[] }>(
-        `select (select org_id from public.tenants where schema_name = ?) as owner,
+        `select (select org_id from ${registrySql(registry)} where schema_name = ?) as owner,
                 exists (select 1 from pg_namespace where nspname = ?) as "schemaExists"`,
         [tenant.schema, tenant.schema],
       );
@@ -115,16 +122,16 @@ async function provisionOne(
       created = false;
       if (owner !== null) {
         if (owner !== tenant.orgId) throw collisionError(tenant.orgId, owner, tenant.schema);
-        if (!schemaExists) throw missingSchemaError([tenant]); // dropped since the check above
+        if (!schemaExists) throw missingSchemaError(registry, [tenant]); // dropped since the check above
         return;
       }
       if (schemaExists) throw orphanError([tenant.schema]);
-      await insertTenant(trx, tenant.orgId, tenant.schema);
+      await insertTenant(trx, registry, tenant.orgId, tenant.schema);
       // DDL is held back and sent with the bookkeeping tables and the first migration's DDL.
       await trx.raw('create schema ??', [tenant.schema]);
       created = true;
     },
-    finish: recordTenantState(tenant.schema),
+    finish: recordTenantState(registry, tenant.schema),
   });
   const status = created || via === 'replay' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;

@@ -143,7 +143,7 @@ describe('migrate:tenants', () => {
 });
 
 describe('rollback:tenants', () => {
-  it("undoes each tenant's last batch, then everything with --all", async () => {
+  it('undoes the newest release, then everything with --all', async () => {
     const tree = await fleetAt('tenant-basic', 2, ['org_r1', 'org_r2']);
     addFromFixture(tree, 'tenant-basic', '20260201000003_nickname.ts');
     const env = treeEnv(db.url, { tenant: tree });

@@ -1,11 +1,12 @@
 /** Helpers for tests that build fleets of tenants in their database. */
 import type { Knex } from 'knex';
 
-/** Drops every tenant schema and the registry: a clean database for the next test. */
+/** Drops every tenant schema, the registry and the release ledger: a clean database for the next test. */
 export async function dropAllTenants(knex: Knex): Promise<void> {
   const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
   for (const { nspname } of rows) await knex.raw('drop schema ?? cascade', [nspname]);
   await knex.raw('drop table if exists public.tenants');
+  await knex.raw('drop table if exists public.tenant_migrate_releases');
 }
 
 /** The tenant-looking schemas in the database, sorted. */

@@ -31,6 +31,7 @@ export const registerClerkCommands: Register = (program: Command, run) => {
             dryRun: flags.dryRun,
             tenantDirectory: config.tenantMigrationsDir,
             concurrency,
+            registry: config.registryTable,
           });
           if (output.json) output.document(result);
           else for (const line of syncLines(result)) output.info(line);

@@ -13,21 +13,25 @@ export const registerMasterCommands: Register = (program: Command, run) => {
       run('migrate:master', flags, (output) =>
         withDatabase({}, async (db, config) => {
           const { migrateMaster } = await import('../../master/master.ts');
-          return report(output, await migrateMaster(db.knex, { directory: config.masterMigrationsDir, onWarning: output.warn }));
+          return report(
+            output,
+            await migrateMaster(db.knex, { directory: config.masterMigrationsDir, registry: config.registryTable, onWarning: output.warn }),
+          );
         }),
       ),
     );
 
   program
     .command('rollback:master')
-    .description('undo the last master batch (or all with --all)')
+    .description('undo the last master batch (or everything after a migration with --to, or all with --all)')
     .option('--all', 'undo every master migration')
+    .option('--to <migration>', 'undo every master migration applied after this one (a file of the master tree)')
     .option('--json', 'print the result as JSON on stdout')
-    .action((flags: { json?: boolean; all?: boolean }) =>
+    .action((flags: { json?: boolean; all?: boolean; to?: string }) =>
       run('rollback:master', flags, (output) =>
         withDatabase({}, async (db, config) => {
           const { rollbackMaster } = await import('../../master/master.ts');
-          return report(output, await rollbackMaster(db.knex, { directory: config.masterMigrationsDir, all: flags.all, onWarning: output.warn }));
+          return report(output, await rollbackMaster(db.knex, { directory: config.masterMigrationsDir, all: flags.all, to: flags.to, onWarning: output.warn }));
         }),
       ),
     );

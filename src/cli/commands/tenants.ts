@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import type { FleetResult } from '../../report/results.ts';
 import type { TenantCommandOptions } from '../../tenants/options.ts';
+import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
 import { withDatabase } from '../context.ts';
 import { fleetProgress, fleetSummaryLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
@@ -11,6 +12,8 @@ interface FleetFlags {
   continueOnError?: boolean;
   tenant?: string[];
   all?: boolean;
+  to?: string;
+  verify?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -20,7 +23,11 @@ function fleetOptions(command: Command, withTenantFilter = true): Command {
     .option('--concurrency <n>', 'tenants worked on at once (default TENANT_CONCURRENCY or 4)')
     .option('--continue-on-error', 'keep starting tenants after one fails (default: stop starting new ones)')
     .option('--json', 'print exactly one JSON document on stdout');
-  if (withTenantFilter) command.addOption(new Option('--tenant <orgId>', 'only this tenant (repeatable)').argParser(collect));
+  if (withTenantFilter) {
+    command.addOption(
+      new Option('--tenant <orgId>', "only this tenant (repeatable); it is always opened and its real state read, whatever the registry says").argParser(collect),
+    );
+  }
   return command;
 }
 
@@ -40,22 +47,30 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     ),
   );
 
-  fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant')).action(
-    (flags: FleetFlags) => run('migrate:tenants', flags, (output) =>
-      runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
-        const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
-        return migrateTenants(knex, options);
-      }),
-    ),
-  );
+  fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant'))
+    .option('--verify', "open every tenant and migrate it from its own knex_migrations, correcting the registry (after a restore, or a schema changed by hand)")
+    .action((flags: FleetFlags) =>
+      run('migrate:tenants', flags, (output) =>
+        runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
+          const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
+          return migrateTenants(knex, { ...options, verify: flags.verify });
+        }),
+      ),
+    );
 
-  fleetOptions(program.command('rollback:tenants').description("undo each tenant's last batch (or all with --all)"))
+  fleetOptions(
+    program
+      .command('rollback:tenants')
+      .summary('undo the newest release in every tenant that has it (or back to --to <migration>, or --all)')
+      .description(`${ROLLBACK_RULE[0]!.toUpperCase()}${ROLLBACK_RULE.slice(1)}.`),
+  )
+    .option('--to <migration>', 'undo, in every tenant, everything applied after this migration (a file of the tenant tree)')
     .option('--all', 'undo every tenant migration')
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
         runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
           const { rollbackTenants } = await import('../../tenants/rollback-tenants.ts');
-          return rollbackTenants(knex, { ...options, all: flags.all });
+          return rollbackTenants(knex, { ...options, all: flags.all, to: flags.to });
         }),
       ),
     );
@@ -74,6 +89,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         continueOnError: flags.continueOnError,
         tenants: flags.tenant,
         fastPath: config.fastPath,
+        registry: config.registryTable,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
         onWarning: output.warn,

@@ -1,0 +1,7 @@
+/**
+ * The rule of `rollback:tenants`, in one sentence, as `--help` and the README show it. A module of
+ * its own so the CLI can show it without loading the rollback code.
+ */
+export const ROLLBACK_RULE =
+  'undo the newest release — the migrations the latest migrate:tenants (or provision:tenant) run added to the tree — in every tenant that has them; ' +
+  "a tenant's tables from provisioning are never undone this way (--to <migration> or --all for that)";
