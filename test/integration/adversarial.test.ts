@@ -216,3 +216,139 @@ await knex.raw('create unique index org_users_lower_email on org_users (lower(em
     expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
   });
 });
+
+/** Runs the shape plain and fast (concurrency 1 and 4): the same statuses and the same end state for every tenant. */
+async function expectFastAsPlain(migrations: Migration[]): Promise<{ statuses: unknown; snapshots: unknown[] }> {
+  const plain = await runFleet(migrations, { concurrency: 1, fastPath: false });
+  const statuses = plain.result.tenants.map((t) => [t.orgId, t.status]);
+  for (const concurrency of [1, 4]) {
+    await dropAllTenants(db.knex());
+    const fast = await runFleet(migrations, { concurrency, fastPath: true });
+    expect({ concurrency, statuses: fast.result.tenants.map((t) => [t.orgId, t.status]) }).toEqual({ concurrency, statuses });
+    expect({ concurrency, snapshots: fast.snapshots }).toEqual({ concurrency, snapshots: plain.snapshots });
+    expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+  }
+  return { statuses, snapshots: plain.snapshots };
+}
+
+describe('shapes that misuse the transaction, fast path vs plain Knex', () => {
+  it('a migration that catches an error without a savepoint fails every tenant and leaves them untouched', async () => {
+    const { statuses } = await expectFastAsPlain([
+      [M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });
+try { await knex.raw('select 1/0'); } catch {}
+await knex.schema.createTable('b', (t) => { t.increments('id'); });`],
+    ]);
+    expect(statuses).toEqual(orgs.map((o) => [o, 'failed']));
+  });
+
+  it('a migration that runs commit itself creates nothing in public and does not make the next tenants fail', async () => {
+    try {
+      const { result } = await runFleet([[M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });
+await knex.raw('commit');
+await knex.schema.createTable('b', (t) => { t.increments('id'); });`]], { concurrency: 1 });
+      // Plain Knex (search_path on the connection) creates b in the tenant schema each time; at the
+      // least, the tool must not let the tenant's DDL escape into public, where it breaks the next tenants.
+      expect((await db.knex().raw("select to_regclass('public.a') as a, to_regclass('public.b') as b")).rows[0]).toEqual({ a: null, b: null });
+      const statuses = result.tenants.map((t) => t.status);
+      expect(new Set(statuses).size).toBe(1);
+      expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+    } finally {
+      await db.knex().raw('drop table if exists public.a, public.b');
+    }
+  });
+
+  it('a migration that runs rollback itself ends the same way for every tenant, with nothing left open', async () => {
+    await expectFastAsPlain([[M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });
+await knex.raw('rollback');`]]);
+  });
+
+  it('a query built but never awaited is not run, as in plain Knex', async () => {
+    await expectFastAsPlain([[M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });
+knex.schema.createTable('never', (t) => { t.increments('id'); });`]]);
+  });
+
+  it('a migration with module-level state (different on its second run) runs for every tenant, as with the fast path off', async () => {
+    // The docs do not ask migrations to be deterministic; fastPath: false runs the module per tenant.
+    const migration: Migration = [M(1), `globalThis.__tmRuns = (globalThis.__tmRuns ?? 0) + 1;
+await knex.schema.createTable('run_' + globalThis.__tmRuns, (t) => { t.increments('id'); });`];
+    const tablesOf = async () => {
+      const names = [];
+      for (const orgId of orgs) names.push(await db.knex()('pg_tables').where({ schemaname: tenantSchemaName(orgId) }).andWhereLike('tablename', 'run_%').pluck('tablename'));
+      return names;
+    };
+    (globalThis as { __tmRuns?: number }).__tmRuns = 0;
+    await runFleet([migration], { concurrency: 1, fastPath: false });
+    const plain = await tablesOf();
+    expect(plain).toEqual([['run_1'], ['run_2'], ['run_3'], ['run_4']]);
+    await dropAllTenants(db.knex());
+    (globalThis as { __tmRuns?: number }).__tmRuns = 0;
+    await runFleet([migration], { concurrency: 1, fastPath: true });
+    expect(await tablesOf()).toEqual(plain);
+  });
+
+  it('a transaction: false migration applies on every tenant', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), orgs, { directory: tree, concurrency: 1 });
+    const fs = await import('node:fs');
+    fs.writeFileSync(`${tree}/${M(1)}`, `export const config = { transaction: false };
+export async function up(knex) { await knex.raw('create index concurrently org_users_created on org_users (created_at)'); }
+export async function down(knex) {}\n`);
+    writeMigration(tree, M(2), `await knex.schema.createTable('after', (t) => { t.increments('id'); });`);
+    const result = await migrateTenants(db.knex(), { directory: tree, concurrency: 4 });
+    expect(result.tenants.map((t) => t.status)).toEqual(orgs.map(() => 'migrated'));
+    for (const orgId of orgs) {
+      expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('knex_migrations').orderBy('id').pluck('name')).toEqual(['20260101000001_org_users.ts', M(1), M(2)]);
+      expect((await db.knex().raw("select count(*)::int as n from pg_indexes where schemaname = ? and indexname = 'org_users_created'", [tenantSchemaName(orgId)])).rows[0].n).toBe(1);
+    }
+    expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+  });
+
+  it('two runs of the same fleet at once apply each migration once per tenant', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), orgs, { directory: tree, concurrency: 1 });
+    writeMigration(tree, M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });`);
+    writeMigration(tree, M(2), `await knex.schema.createTable('b', (t) => { t.increments('id'); });`);
+    const other = db.createKnex();
+    const [one, two] = await Promise.all([
+      migrateTenants(db.knex(), { directory: tree, concurrency: 4 }),
+      migrateTenants(other, { directory: tree, concurrency: 1 }),
+    ]);
+    expect([one.ok, two.ok]).toEqual([true, true]);
+    for (const orgId of orgs) {
+      expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('knex_migrations').orderBy('id').pluck('name')).toEqual(['20260101000001_org_users.ts', M(1), M(2)]);
+    }
+    expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+  });
+
+  for (const lie of [{ what: 'fewer', count: 0 }, { what: 'more', count: 3 }]) {
+    it(`a registry row edited to say ${lie.what} migrations than the schema has: the run still leaves every tenant fully and singly migrated`, async () => {
+      const tree = copyTree('tenant-basic', 1);
+      await provisionTenant(db.knex(), orgs, { directory: tree, concurrency: 1 });
+      await db.knex()('tenants').withSchema('public').whereIn('org_id', ['org_b', 'org_c', 'org_d']).update({ migration_count: lie.count });
+      writeMigration(tree, M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });`);
+      const result = await migrateTenants(db.knex(), { directory: tree, concurrency: 1, continueOnError: true });
+      expect(result.tenants.map((t) => [t.orgId, t.status])).toEqual(orgs.map((o) => [o, 'migrated']));
+      for (const orgId of orgs) {
+        expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('knex_migrations').orderBy('id').pluck('name')).toEqual(['20260101000001_org_users.ts', M(1)]);
+        expect(await db.knex()('tenants').withSchema('public').where({ org_id: orgId }).first('migration_count', 'migration_version')).toEqual({ migration_count: 2, migration_version: M(1) });
+      }
+    });
+  }
+
+  it('default_transaction_isolation = serializable on the database changes nothing', async () => {
+    await db.knex().raw(`alter database ?? set default_transaction_isolation = 'serializable'`, [db.name]);
+    try {
+      const fresh = db.createKnex();
+      const tree = copyTree('tenant-basic', 1);
+      await provisionTenant(fresh, orgs, { directory: tree, concurrency: 1 });
+      writeMigration(tree, M(1), `await knex.schema.createTable('a', (t) => { t.increments('id'); });
+const { rows } = await knex.raw('show transaction_isolation');
+await knex('a').insert({});`);
+      const result = await migrateTenants(fresh, { directory: tree, concurrency: 4 });
+      expect(result.tenants.map((t) => t.status)).toEqual(orgs.map(() => 'migrated'));
+      for (const orgId of orgs) expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('a').pluck('id')).toEqual([1]);
+    } finally {
+      await db.knex().raw('alter database ?? reset default_transaction_isolation', [db.name]);
+    }
+  });
+});
