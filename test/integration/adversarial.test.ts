@@ -10,7 +10,8 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
-import { copyTree, writeMigration } from '../support/trees.ts';
+import { startCli } from '../support/cli.ts';
+import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_adversarial' });
 
@@ -349,6 +350,68 @@ await knex('a').insert({});`);
       for (const orgId of orgs) expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('a').pluck('id')).toEqual([1]);
     } finally {
       await db.knex().raw('alter database ?? reset default_transaction_isolation', [db.name]);
+    }
+  });
+});
+
+describe('provisioning and killed runs', () => {
+  it('provisioning four orgs with reads after DDL and a swallowed savepoint error gives each the same schema as with the fast path off', async () => {
+    const build = () => {
+      const tree = copyTree('tenant-basic', 1);
+      writeMigration(tree, M(1), `await knex.schema.createTable('plans', (t) => { t.text('code'); });
+await knex('plans').insert({ code: 'free' });
+try { await knex.transaction(async (sp) => { await sp.raw('select 1/0'); }); } catch {}
+const { rows } = await knex.raw('select count(*)::int as n from plans where code = ?', ['free']);
+await knex.schema.createTable('seen_' + rows[0].n, (t) => { t.text('x'); });`);
+      return tree;
+    };
+    await provisionTenant(db.knex(), orgs, { directory: build(), concurrency: 1, fastPath: false });
+    const plain = [];
+    for (const orgId of orgs) plain.push(await snapshot(orgId));
+    for (const concurrency of [1, 4]) {
+      await dropAllTenants(db.knex());
+      const result = await provisionTenant(db.knex(), orgs, { directory: build(), concurrency });
+      expect(result.tenants.map((t) => t.status)).toEqual(orgs.map(() => 'provisioned'));
+      const fast = [];
+      for (const orgId of orgs) fast.push(await snapshot(orgId));
+      expect(fast).toEqual(plain);
+      expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+    }
+  });
+
+  it('a CLI run killed while a tenant is mid-migration leaves no tenant half-migrated, and the next run completes the fleet', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), orgs, { directory: tree, concurrency: 1 });
+    await db.knex().raw('create table public.gate (id int)');
+    writeMigration(tree, M(1), `await knex.schema.createTable('first_half', (t) => { t.increments('id'); });
+await knex.raw('select * from public.gate');
+await knex.schema.createTable('second_half', (t) => { t.increments('id'); });`);
+    const holder = db.createKnex();
+    try {
+      await holder.transaction(async (gate) => {
+        // The gate holds the second tenant (or the first) inside its migration until the kill.
+        await gate.raw('lock table public.gate in access exclusive mode');
+        const run = startCli(['migrate:tenants', '--concurrency', '1'], { env: treeEnv(db.url, { tenant: tree }) });
+        for (;;) {
+          const waiting = await db.knex().raw("select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%gate%'");
+          if (waiting.rows[0].n > 0) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        run.kill('SIGKILL');
+        await run.done;
+      });
+      for (const orgId of orgs) {
+        const tables = await db.knex()('pg_tables').where({ schemaname: tenantSchemaName(orgId) }).whereIn('tablename', ['first_half', 'second_half']).pluck('tablename');
+        expect([0, 2]).toContain(tables.length);
+      }
+      const result = await migrateTenants(db.knex(), { directory: tree, concurrency: 4 });
+      expect(result.ok).toBe(true);
+      for (const orgId of orgs) {
+        expect(await db.knex().withSchema(tenantSchemaName(orgId)).from('knex_migrations').orderBy('id').pluck('name')).toEqual(['20260101000001_org_users.ts', M(1)]);
+      }
+      expect(await leftovers()).toEqual({ idle: 0, locks: 0 });
+    } finally {
+      await db.knex().raw('drop table if exists public.gate');
     }
   });
 });
