@@ -186,6 +186,23 @@ await knex('s').insert({ tz: rows[0].p.includes('public') ? 'with public' : 'no 
     ], (snap) => expect(snap.rows.s).toEqual([{ tz: 'with public' }]));
   });
 
+  it('a session-level set in one tenant\'s migration is not seen by the next tenant\'s migration', async () => {
+    // Plain Knex runs each tenant's migrations in a transaction of their own: lock_timeout starts at its default.
+    const migration: Migration = [M(1), `await knex.schema.createTable('seen', (t) => { t.text('lock_timeout'); });
+const { rows } = await knex.raw("select current_setting('lock_timeout') as v");
+await knex('seen').insert({ lock_timeout: rows[0].v });
+await knex.raw("set lock_timeout = '4321ms'");`];
+    const fresh = db.createKnex({ pool: { min: 1, max: 1 } });
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(fresh, orgs, { directory: tree, concurrency: 1 });
+    writeMigration(tree, ...migration);
+    const result = await migrateTenants(fresh, { directory: tree, concurrency: 1, fastPath: false });
+    expect(result.ok).toBe(true);
+    const seen = [];
+    for (const orgId of orgs) seen.push(await db.knex().withSchema(tenantSchemaName(orgId)).from('seen').pluck('lock_timeout'));
+    expect(seen).toEqual(orgs.map(() => ['0']));
+  });
+
   it('a prepared statement (.options({ name })) works on every tenant', async () => {
     await expectSameAsPlain([
       [M(1), `await knex.schema.createTable('p', (t) => { t.integer('v'); });
