@@ -24,10 +24,10 @@ import { migrateTenants } from '../../../src/tenants/migrate-tenants.ts';
 import { tenantSchemaName } from '../../../src/tenants/naming.ts';
 import { provisionTenant } from '../../../src/tenants/provision.ts';
 import { createTestDatabase, quoteIdent, useFreshDatabase, withAdminClient, type TestDatabase } from '../../support/database.ts';
-import { expectNoLeftovers } from '../../support/leftovers.ts';
+import { clearLeftovers, expectNoLeftovers, findLeftovers } from '../../support/leftovers.ts';
 import { addFromFixture, copyTree, fixture } from '../../support/trees.ts';
 import { BASE_TREE, CASES, type DifferentialCase } from './corpus.ts';
-import { fixtureSource, referenceMigrate, referenceProvision, type ReferenceOutcome } from './reference.ts';
+import { referenceMigrate, referenceProvision, type ReferenceOutcome, treeSource } from './reference.ts';
 import { installStateReader, readSchemaStates, type SchemaState } from './tenant-state.ts';
 
 interface Scenario {
@@ -81,6 +81,29 @@ async function writeTenantData(knex: Knex, tenant: Tenant): Promise<void> {
   if (position === 1) items.push({ name: 'alpha', qty: 7 }); // a duplicate name
   if (position === 3) items.push({ name: 'delta', qty: -2 }); // a negative quantity
   await knex.withSchema(schema).table('items').insert(items);
+}
+
+/**
+ * The trees, copied once per file: the base tree, and per case the base tree plus the case's
+ * files. Both tenant-migrate and the reference import the same files, once each — vitest
+ * transforms every newly imported path, and that, not the migrations, would be most of the time.
+ */
+let base: string | undefined;
+const fullTrees = new Map<string, string>();
+
+function baseTree(): string {
+  return (base ??= copyTree(BASE_TREE));
+}
+
+function fullTree(testCase: DifferentialCase): string {
+  let tree = fullTrees.get(testCase.name);
+  if (!tree) {
+    tree = copyTree(BASE_TREE);
+    const folder = `differential/${testCase.name}`;
+    for (const file of fs.readdirSync(fixture(folder)).filter((name) => name.endsWith('.ts'))) addFromFixture(tree, folder, file);
+    fullTrees.set(testCase.name, tree);
+  }
+  return tree;
 }
 
 /** A tenant's end state: what it was reported as, its registry row, and its schema. */
@@ -140,7 +163,7 @@ function referenceEndsOf(testCase: DifferentialCase, scenario: Scenario): Promis
 
 async function computeReference(testCase: DifferentialCase, scenario: Scenario): Promise<Map<string, TenantEnd>> {
   const tenants = tenantsOf(testCase, scenario);
-  const trees = { base: fixtureSource([BASE_TREE]), full: fixtureSource([BASE_TREE, `differential/${testCase.name}`]) };
+  const trees = { base: treeSource(baseTree()), full: treeSource(fullTree(testCase)) };
   const statuses = new Map<string, ReferenceOutcome>();
   for (const tenant of tenants) {
     const outcome =
@@ -209,27 +232,18 @@ describe.each([true, false])('fast path %s', (fastPath) => {
       const tenants = tenantsOf(testCase, scenario);
       const orgIds = tenants.map((tenant) => tenant.orgId);
       const knex = tool.knex();
-      const tree = copyTree(BASE_TREE);
-      const addCase = () => {
-        for (const file of fs.readdirSync(fixture(`differential/${testCase.name}`)).filter((name) => name.endsWith('.ts'))) {
-          addFromFixture(tree, `differential/${testCase.name}`, file);
-        }
-      };
 
       let result: Awaited<ReturnType<typeof migrateTenants>>;
       let rounds: ReturnType<ReturnType<typeof watchRoundTrips>['stop']>;
       try {
-        if (scenario.key === 'provision') {
-          addCase();
-        } else {
-          const base = await provisionTenant(knex, orgIds, { directory: tree, concurrency: 4, fastPath });
-          expect(base.ok, 'provisioning on the base tree').toBe(true);
+        if (scenario.key !== 'provision') {
+          const provisioned = await provisionTenant(knex, orgIds, { directory: baseTree(), concurrency: 4, fastPath });
+          expect(provisioned.ok, 'provisioning on the base tree').toBe(true);
           for (const tenant of tenants) await writeTenantData(knex, tenant);
-          addCase();
         }
         const watch = watchRoundTrips();
         try {
-          const options = { directory: tree, concurrency: scenario.concurrency, continueOnError: true, fastPath, ...watch };
+          const options = { directory: fullTree(testCase), concurrency: scenario.concurrency, continueOnError: true, fastPath, ...watch };
           result =
             scenario.key === 'provision'
               ? await provisionTenant(knex, orgIds, options)
@@ -275,6 +289,13 @@ describe.each([true, false])('fast path %s', (fastPath) => {
           }
         }
       } finally {
+        // A transaction left open would hold its tenant's locks and stall the clean-up and every
+        // later case: note it (the test fails), then end it.
+        expect.soft(await findLeftovers(knex), 'sessions left idle in transaction / advisory locks left held').toEqual({
+          idleInTransaction: [],
+          advisoryLocks: [],
+        });
+        await clearLeftovers(knex);
         await dropSchemas(knex, tenants);
         await knex('tenants').withSchema('public').whereIn('org_id', orgIds).delete().catch(() => {});
       }
