@@ -19,6 +19,14 @@ export interface Leftovers {
 
 /** Reads the leftovers of `knex`'s database (see {@link expectNoLeftovers}). */
 export async function findLeftovers(knex: Knex): Promise<Leftovers> {
+  const { idle, locks } = await readLeftovers(knex);
+  return {
+    idleInTransaction: idle.map((row) => `${row.pid}: ${row.query}`),
+    advisoryLocks: locks.map((row) => `${row.pid}: (${row.classid}, ${row.objid})${row.granted ? '' : ' waiting'}`),
+  };
+}
+
+async function readLeftovers(knex: Knex) {
   const idle = await knex.raw<{ rows: { pid: number; query: string }[] }>(
     `select pid, query from pg_stat_activity
       where datname = current_database() and pid <> pg_backend_pid() and state in ('idle in transaction', 'idle in transaction (aborted)')
@@ -29,10 +37,18 @@ export async function findLeftovers(knex: Knex): Promise<Leftovers> {
       where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())
       order by pid`,
   );
-  return {
-    idleInTransaction: idle.rows.map((row) => `${row.pid}: ${row.query}`),
-    advisoryLocks: locks.rows.map((row) => `${row.pid}: (${row.classid}, ${row.objid})${row.granted ? '' : ' waiting'}`),
-  };
+  return { idle: idle.rows, locks: locks.rows };
+}
+
+/**
+ * Ends the sessions that hold leftovers (see {@link findLeftovers}) — after a test has recorded
+ * them — so that one broken case does not leave later tests waiting on its locks. The pool notices
+ * the terminated connections and replaces them.
+ */
+export async function clearLeftovers(knex: Knex): Promise<void> {
+  const { idle, locks } = await readLeftovers(knex);
+  const pids = [...new Set([...idle.map((row) => row.pid), ...locks.filter((row) => row.granted).map((row) => row.pid)])];
+  if (pids.length > 0) await knex.raw('select pg_terminate_backend(pid) from unnest(?::int[]) as pid', [pids]);
 }
 
 /** Fails the test when a session is left `idle in transaction` or an advisory lock is held. */

@@ -18,22 +18,17 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { ConnectionSettings } from '../../../src/config/load-config.ts';
 import { knexConfig } from '../../../src/db/connection.ts';
-import { fixture } from '../../support/trees.ts';
 
 /**
- * A Knex migration source over fixture folders, in name order. Knex's own directory loader imports
+ * A Knex migration source over a directory, in name order. Knex's own directory loader imports
  * with Node's native `import()`, which cannot load `.ts` under vitest (see shipped-trees.test.ts);
  * this one imports through vitest. Everything else is stock Knex.
  */
-export function fixtureSource(folders: readonly string[]): Knex.MigrationSource<string> {
-  const files = new Map<string, string>();
-  for (const folder of folders) {
-    for (const name of fs.readdirSync(fixture(folder)).filter((file) => file.endsWith('.ts'))) files.set(name, path.join(fixture(folder), name));
-  }
+export function treeSource(directory: string): Knex.MigrationSource<string> {
   return {
-    getMigrations: async () => [...files.keys()].sort(),
+    getMigrations: async () => fs.readdirSync(directory).filter((file) => file.endsWith('.ts')).sort(),
     getMigrationName: (name) => name,
-    getMigration: (name) => import(files.get(name)!),
+    getMigration: (name) => import(path.join(directory, name)),
   };
 }
 

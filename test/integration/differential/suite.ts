@@ -12,7 +12,8 @@
  * - `provision`: `provisionTenant` of six new orgs straight onto the full tree.
  * The reference (reference.ts) runs the same trees with plain Knex in another database, same org
  * ids (so the same schema names), and every tenant's end state is compared part by part: status,
- * registry row, catalog, rows, knex_migrations. Everything runs with the fast path on and off.
+ * registry row, catalog, rows, knex_migrations. Everything runs with the fast path on and off: one
+ * test file each (fast-path-on.test.ts, fast-path-off.test.ts), so vitest runs them side by side.
  */
 import fs from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
@@ -24,10 +25,10 @@ import { migrateTenants } from '../../../src/tenants/migrate-tenants.ts';
 import { tenantSchemaName } from '../../../src/tenants/naming.ts';
 import { provisionTenant } from '../../../src/tenants/provision.ts';
 import { createTestDatabase, quoteIdent, useFreshDatabase, withAdminClient, type TestDatabase } from '../../support/database.ts';
-import { expectNoLeftovers } from '../../support/leftovers.ts';
+import { clearLeftovers, expectNoLeftovers, findLeftovers } from '../../support/leftovers.ts';
 import { addFromFixture, copyTree, fixture } from '../../support/trees.ts';
 import { BASE_TREE, CASES, type DifferentialCase } from './corpus.ts';
-import { fixtureSource, referenceMigrate, referenceProvision, type ReferenceOutcome } from './reference.ts';
+import { referenceMigrate, referenceProvision, type ReferenceOutcome, treeSource } from './reference.ts';
 import { installStateReader, readSchemaStates, type SchemaState } from './tenant-state.ts';
 
 interface Scenario {
@@ -83,6 +84,29 @@ async function writeTenantData(knex: Knex, tenant: Tenant): Promise<void> {
   await knex.withSchema(schema).table('items').insert(items);
 }
 
+/**
+ * The trees, copied once per file: the base tree, and per case the base tree plus the case's
+ * files. Both tenant-migrate and the reference import the same files, once each — vitest
+ * transforms every newly imported path, and that, not the migrations, would be most of the time.
+ */
+let base: string | undefined;
+const fullTrees = new Map<string, string>();
+
+function baseTree(): string {
+  return (base ??= copyTree(BASE_TREE));
+}
+
+function fullTree(testCase: DifferentialCase): string {
+  let tree = fullTrees.get(testCase.name);
+  if (!tree) {
+    tree = copyTree(BASE_TREE);
+    const folder = `differential/${testCase.name}`;
+    for (const file of fs.readdirSync(fixture(folder)).filter((name) => name.endsWith('.ts'))) addFromFixture(tree, folder, file);
+    fullTrees.set(testCase.name, tree);
+  }
+  return tree;
+}
+
 /** A tenant's end state: what it was reported as, its registry row, and its schema. */
 interface TenantEnd extends SchemaState {
   status: string;
@@ -92,144 +116,142 @@ interface TenantEnd extends SchemaState {
 /** The parts still worth comparing when one side has no schema at all (the rest would only repeat it). */
 const WHEN_MISSING: readonly (keyof TenantEnd)[] = ['status', 'exists', 'registry'];
 
-const tool = useFreshDatabase({ prefix: 'tm_differential' });
-let reference: TestDatabase;
-let referenceKnex: Knex;
-
-beforeAll(async () => {
-  reference = await createTestDatabase('tm_differential_ref');
-  // Thousands of small commits: not waiting for each WAL flush keeps the suite within CI budget on
-  // a busy disk. It changes durability after a crash only, nothing a session can observe. Set
-  // before the first connection to either database, so every session has it.
-  await withAdminClient(async (client) => {
-    for (const name of [tool.name, reference.name]) await client.query(`alter database ${quoteIdent(name)} set synchronous_commit = off`);
-  });
-  referenceKnex = knexFactory(knexConfig(reference.connection, 2));
-  const legacy = CASES.flatMap((testCase) => SCENARIOS.map((scenario) => tenantsOf(testCase, scenario)[LEGACY_POSITION]!.schema));
-  for (const knex of [tool.knex(), referenceKnex]) {
-    await installStateReader(knex);
-    // A master-tree table the fails-for-one-schema case reads.
-    await knex.raw('create table public.legacy_schemas (schema_name text primary key)');
-    await knex('legacy_schemas').withSchema('public').insert(legacy.map((schema_name) => ({ schema_name })));
-  }
-});
-afterAll(async () => {
-  await referenceKnex?.destroy();
-  await reference?.drop();
-});
-afterEach(async () => {
-  await expectNoLeftovers(tool.knex());
-  await expectNoLeftovers(referenceKnex);
-});
-
-/** Why plain Knex failed a tenant (for the messages), by org id. */
-const referenceErrors = new Map<string, string>();
-
-/** Reference end states, computed once per case and scenario (shared by fast path on and off). */
-const referenceEnds = new Map<string, Promise<Map<string, TenantEnd>>>();
-
-function referenceEndsOf(testCase: DifferentialCase, scenario: Scenario): Promise<Map<string, TenantEnd>> {
-  const key = `${testCase.name}/${scenario.key}`;
-  let ends = referenceEnds.get(key);
-  if (!ends) {
-    ends = computeReference(testCase, scenario);
-    referenceEnds.set(key, ends);
-  }
-  return ends;
-}
-
-async function computeReference(testCase: DifferentialCase, scenario: Scenario): Promise<Map<string, TenantEnd>> {
-  const tenants = tenantsOf(testCase, scenario);
-  const trees = { base: fixtureSource([BASE_TREE]), full: fixtureSource([BASE_TREE, `differential/${testCase.name}`]) };
-  const statuses = new Map<string, ReferenceOutcome>();
-  for (const tenant of tenants) {
-    const outcome =
-      scenario.key === 'provision'
-        ? await referenceProvision(reference.connection, tenant.schema, trees.full)
-        : await referenceMigrate(reference.connection, tenant.schema, trees, (knex) => writeTenantData(knex, tenant));
-    statuses.set(tenant.orgId, outcome);
-  }
-  const states = await readSchemaStates(referenceKnex, tenants.map((tenant) => tenant.schema));
-  const ends = new Map<string, TenantEnd>();
-  for (const tenant of tenants) {
-    const state = states.get(tenant.schema)!;
-    // The registry row tenant-migrate should have written: newest applied migration and count.
-    const applied = (state.knexMigrations ?? []) as [string, number][];
-    const registry = state.exists ? { version: applied.map(([name]) => name).sort().at(-1) ?? null, count: applied.length } : null;
-    const { status, error } = statuses.get(tenant.orgId)!;
-    ends.set(tenant.orgId, { status, registry, ...state });
-    if (error) referenceErrors.set(tenant.orgId, error);
-  }
-  await dropSchemas(referenceKnex, tenants);
-  return ends;
-}
-
-async function dropSchemas(knex: Knex, tenants: readonly Tenant[]): Promise<void> {
-  for (const tenant of tenants) await knex.raw('drop schema if exists ?? cascade', [tenant.schema]);
-}
-
 /**
- * Counts round trips (calls of pg's Client#query) per tenant, while tenants run one at a time:
- * everything sent between one tenant's end and the next's is the next one's.
+ * Registers the whole differential suite for one setting of the fast path, with its own pair of
+ * databases (tenant-migrate's and the reference's).
+ *
+ * @example
+ *   defineDifferentialSuite(true); // in fast-path-on.test.ts
  */
-function watchRoundTrips() {
-  const original = pg.Client.prototype.query;
-  const perTenant = new Map<string, number>();
-  const order: string[] = [];
-  let counting = false;
-  let current = 0;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    if (counting) current++;
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
-  return {
-    onStart() {
-      counting = true;
-      current = 0;
-    },
-    onTenantDone(result: TenantResult) {
-      perTenant.set(result.orgId, current);
-      order.push(result.orgId);
-      current = 0;
-    },
-    stop() {
-      pg.Client.prototype.query = original;
-      return { perTenant, order };
-    },
-  };
-}
+export function defineDifferentialSuite(fastPath: boolean): void {
+  const tool = useFreshDatabase({ prefix: 'tm_differential' });
+  let reference: TestDatabase;
+  let referenceKnex: Knex;
 
-/** At most this many round trips for a tenant whose pending migrations are all known (one script). */
-const REPLAYED_ROUND_TRIPS = 1;
+  beforeAll(async () => {
+    reference = await createTestDatabase('tm_differential_ref');
+    // Thousands of small commits: not waiting for each WAL flush keeps the suite within CI budget on
+    // a busy disk. It changes durability after a crash only, nothing a session can observe. Set
+    // before the first connection to either database, so every session has it.
+    await withAdminClient(async (client) => {
+      for (const name of [tool.name, reference.name]) await client.query(`alter database ${quoteIdent(name)} set synchronous_commit = off`);
+    });
+    referenceKnex = knexFactory(knexConfig(reference.connection, 2));
+    const legacy = CASES.flatMap((testCase) => SCENARIOS.map((scenario) => tenantsOf(testCase, scenario)[LEGACY_POSITION]!.schema));
+    for (const knex of [tool.knex(), referenceKnex]) {
+      await installStateReader(knex);
+      // A master-tree table the fails-for-one-schema case reads.
+      await knex.raw('create table public.legacy_schemas (schema_name text primary key)');
+      await knex('legacy_schemas').withSchema('public').insert(legacy.map((schema_name) => ({ schema_name })));
+    }
+  });
+  afterAll(async () => {
+    await referenceKnex?.destroy();
+    await reference?.drop();
+  });
+  afterEach(async () => {
+    await expectNoLeftovers(tool.knex());
+    await expectNoLeftovers(referenceKnex);
+  });
 
-describe.each([true, false])('fast path %s', (fastPath) => {
+  /** Why plain Knex failed a tenant (for the messages), by org id. */
+  const referenceErrors = new Map<string, string>();
+
+  /** Reference end states, computed once per case and scenario (shared by fast path on and off). */
+  const referenceEnds = new Map<string, Promise<Map<string, TenantEnd>>>();
+
+  function referenceEndsOf(testCase: DifferentialCase, scenario: Scenario): Promise<Map<string, TenantEnd>> {
+    const key = `${testCase.name}/${scenario.key}`;
+    let ends = referenceEnds.get(key);
+    if (!ends) {
+      ends = computeReference(testCase, scenario);
+      referenceEnds.set(key, ends);
+    }
+    return ends;
+  }
+
+  async function computeReference(testCase: DifferentialCase, scenario: Scenario): Promise<Map<string, TenantEnd>> {
+    const tenants = tenantsOf(testCase, scenario);
+    const trees = { base: treeSource(baseTree()), full: treeSource(fullTree(testCase)) };
+    const statuses = new Map<string, ReferenceOutcome>();
+    for (const tenant of tenants) {
+      const outcome =
+        scenario.key === 'provision'
+          ? await referenceProvision(reference.connection, tenant.schema, trees.full)
+          : await referenceMigrate(reference.connection, tenant.schema, trees, (knex) => writeTenantData(knex, tenant));
+      statuses.set(tenant.orgId, outcome);
+    }
+    const states = await readSchemaStates(referenceKnex, tenants.map((tenant) => tenant.schema));
+    const ends = new Map<string, TenantEnd>();
+    for (const tenant of tenants) {
+      const state = states.get(tenant.schema)!;
+      // The registry row tenant-migrate should have written: newest applied migration and count.
+      const applied = (state.knexMigrations ?? []) as [string, number][];
+      const registry = state.exists ? { version: applied.map(([name]) => name).sort().at(-1) ?? null, count: applied.length } : null;
+      const { status, error } = statuses.get(tenant.orgId)!;
+      ends.set(tenant.orgId, { status, registry, ...state });
+      if (error) referenceErrors.set(tenant.orgId, error);
+    }
+    await dropSchemas(referenceKnex, tenants);
+    return ends;
+  }
+
+  async function dropSchemas(knex: Knex, tenants: readonly Tenant[]): Promise<void> {
+    for (const tenant of tenants) await knex.raw('drop schema if exists ?? cascade', [tenant.schema]);
+  }
+
+  /**
+   * Counts round trips (calls of pg's Client#query) per tenant, while tenants run one at a time:
+   * everything sent between one tenant's end and the next's is the next one's.
+   */
+  function watchRoundTrips() {
+    const original = pg.Client.prototype.query;
+    const perTenant = new Map<string, number>();
+    const order: string[] = [];
+    let counting = false;
+    let current = 0;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      if (counting) current++;
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    return {
+      onStart() {
+        counting = true;
+        current = 0;
+      },
+      onTenantDone(result: TenantResult) {
+        perTenant.set(result.orgId, current);
+        order.push(result.orgId);
+        current = 0;
+      },
+      stop() {
+        pg.Client.prototype.query = original;
+        return { perTenant, order };
+      },
+    };
+  }
+
+  /** At most this many round trips for a tenant whose pending migrations are all known (one script). */
+  const REPLAYED_ROUND_TRIPS = 1;
+
   describe.each(CASES)('$name', (testCase) => {
     it.each(SCENARIOS)('$key', async (scenario) => {
       const expected = await referenceEndsOf(testCase, scenario);
       const tenants = tenantsOf(testCase, scenario);
       const orgIds = tenants.map((tenant) => tenant.orgId);
       const knex = tool.knex();
-      const tree = copyTree(BASE_TREE);
-      const addCase = () => {
-        for (const file of fs.readdirSync(fixture(`differential/${testCase.name}`)).filter((name) => name.endsWith('.ts'))) {
-          addFromFixture(tree, `differential/${testCase.name}`, file);
-        }
-      };
 
       let result: Awaited<ReturnType<typeof migrateTenants>>;
       let rounds: ReturnType<ReturnType<typeof watchRoundTrips>['stop']>;
       try {
-        if (scenario.key === 'provision') {
-          addCase();
-        } else {
-          const base = await provisionTenant(knex, orgIds, { directory: tree, concurrency: 4, fastPath });
-          expect(base.ok, 'provisioning on the base tree').toBe(true);
+        if (scenario.key !== 'provision') {
+          const provisioned = await provisionTenant(knex, orgIds, { directory: baseTree(), concurrency: 4, fastPath });
+          expect(provisioned.ok, 'provisioning on the base tree').toBe(true);
           for (const tenant of tenants) await writeTenantData(knex, tenant);
-          addCase();
         }
         const watch = watchRoundTrips();
         try {
-          const options = { directory: tree, concurrency: scenario.concurrency, continueOnError: true, fastPath, ...watch };
+          const options = { directory: fullTree(testCase), concurrency: scenario.concurrency, continueOnError: true, fastPath, ...watch };
           result =
             scenario.key === 'provision'
               ? await provisionTenant(knex, orgIds, options)
@@ -275,9 +297,16 @@ describe.each([true, false])('fast path %s', (fastPath) => {
           }
         }
       } finally {
+        // A transaction left open would hold its tenant's locks and stall the clean-up and every
+        // later case: note it (the test fails), then end it.
+        expect.soft(await findLeftovers(knex), 'sessions left idle in transaction / advisory locks left held').toEqual({
+          idleInTransaction: [],
+          advisoryLocks: [],
+        });
+        await clearLeftovers(knex);
         await dropSchemas(knex, tenants);
         await knex('tenants').withSchema('public').whereIn('org_id', orgIds).delete().catch(() => {});
       }
     });
   });
-});
+}
