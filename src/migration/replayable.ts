@@ -90,3 +90,63 @@ async function isPlainDdl(parse: Parser, sql: string): Promise<boolean> {
     return PLAIN_DDL.has(kind);
   });
 }
+
+/**
+ * Why statements a migration sent leave something behind in the SESSION — beyond the tenant's
+ * transaction — or undefined when they do not: a `SET`/`RESET` without LOCAL, `DISCARD`, `PREPARE`,
+ * `LISTEN`, a temporary table, or the migration ending the transaction itself (`COMMIT`,
+ * `ROLLBACK`). Plain Knex gives each tenant's run a session of its own; the executor, reusing
+ * pooled connections, closes a connection such a migration ran on, so no other tenant inherits it.
+ * What the parser cannot read counts as leaving something behind.
+ *
+ * @example
+ *   await sessionChange([{ sql: 'set lock_timeout = 5000', bindings: [], options: {} }]); // → 'a SET without LOCAL'
+ */
+export async function sessionChange(sent: readonly SentStatement[]): Promise<string | undefined> {
+  const parse = await loadParser();
+  for (const { sql } of sent) {
+    let statements: ParsedStatement[];
+    try {
+      statements = (await parse(sql)).stmts ?? [];
+    } catch {
+      return 'a statement the parser cannot read';
+    }
+    for (const { stmt } of statements) {
+      const [kind, node] = Object.entries(stmt ?? {})[0] ?? [];
+      const reason = kind === undefined ? undefined : sessionEffect(kind, node as SessionNode | undefined);
+      if (reason) return reason;
+    }
+  }
+  return undefined;
+}
+
+type Persistence = { relpersistence?: string };
+type SessionNode = { is_local?: boolean; kind?: string; relation?: Persistence; view?: Persistence; into?: { rel?: Persistence } };
+
+/** `set_config(…)` called anywhere in a statement (`select set_config('search_path', …, false)`). */
+const SET_CONFIG_CALL = '{"FuncCall":{"funcname":[{"String":{"sval":"set_config"}}]';
+
+/** Savepoints (Knex's nested transactions) stay inside the transaction; the rest of TransactionStmt does not. */
+const INSIDE_TRANSACTION = new Set(['TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE', 'TRANS_STMT_ROLLBACK_TO']);
+
+function sessionEffect(kind: string, node: SessionNode | undefined): string | undefined {
+  switch (kind) {
+    case 'VariableSetStmt':
+      return node?.is_local ? undefined : 'a SET or RESET without LOCAL';
+    case 'TransactionStmt':
+      return INSIDE_TRANSACTION.has(node?.kind ?? '') ? undefined : 'the migration ended or began a transaction itself';
+    case 'DiscardStmt':
+    case 'PrepareStmt':
+    case 'ListenStmt':
+    case 'UnlistenStmt':
+      return `a ${kind.replace(/Stmt$/, '').toUpperCase()} statement`;
+    case 'CreateStmt':
+      return node?.relation?.relpersistence === 't' ? 'a temporary table' : undefined;
+    case 'ViewStmt':
+      return node?.view?.relpersistence === 't' ? 'a temporary view' : undefined;
+    case 'CreateTableAsStmt':
+      return node?.into?.rel?.relpersistence === 't' ? 'a temporary table' : undefined;
+    default:
+      return JSON.stringify(node ?? {}).includes(SET_CONFIG_CALL) ? 'a set_config() call' : undefined;
+  }
+}

@@ -20,10 +20,11 @@
  */
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
+import { READ_COMMITTED } from '../db/isolation.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
-import { replayableSql } from './replayable.ts';
+import { replayableSql, sessionChange } from './replayable.ts';
 import { replayScript, runReplayScript, type Expectation } from './replay-script.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
@@ -123,46 +124,101 @@ interface Unit {
 async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   const connection: unknown = await knex.client.acquireConnection();
   const key = schemaLockKey(run.schema);
+  const session: Session = { schema: run.schema, previousPath: undefined, sent: [] };
   let sessionLocked = false;
+  let finished = false;
   try {
     const learned = new Map<string, SentStatement[]>();
-    const { plan, applied, rest, done } = await inTransaction(knex, connection, run, { lock: true, read: run.hasBookkeeping ?? false }, async (trx, opened) => {
+    const first = await inTransaction(knex, connection, session, { lock: true, read: run.hasBookkeeping ?? false }, async (trx, opened) => {
       const { plan, applied } = await readPlan(trx, run, opened);
       const units = unitsOf(plan.steps, await Promise.all(plan.steps.map((name) => run.source.load(name))));
-      const first = units[0]?.transactional ? units.shift()! : { transactional: true, names: [], modules: [] };
-      await runSteps(trx, run, first, run.replay && plan.direction === 'up' ? learned : undefined);
-      await record(trx, run, plan, applied, first.names, []);
+      const unit = units[0]?.transactional ? units.shift()! : { transactional: true, names: [], modules: [] };
+      await runSteps(trx, run, unit, session, run.replay && plan.direction === 'up' ? learned : undefined);
+      await record(trx, run, plan, applied, unit.names, []);
       if (units.length > 0) {
         // Taken while the transaction's lock is still held, so no other run slips in between.
         await trx.raw('select pg_advisory_lock(?, ?)', key);
         sessionLocked = true;
       }
-      return { plan, applied, rest: units, done: first.names };
+      return { plan, applied, rest: units, done: [...unit.names] };
     });
     // Only SQL that committed is replayed for other tenants.
     await learn(run.source, learned);
-    if (rest.length === 0) return { plan, via: 'modules' };
-
+    const { plan, applied, rest } = first;
     for (const unit of rest) {
       if (unit.transactional) {
-        await inTransaction(knex, connection, run, { lock: false, read: false }, async (trx) => {
-          await runSteps(trx, run, unit);
-          await record(trx, run, plan, applied, unit.names, done);
+        await inTransaction(knex, connection, session, { lock: false, read: false }, async (trx) => {
+          await runSteps(trx, run, unit, session);
+          await record(trx, run, plan, applied, unit.names, first.done);
         });
       } else {
         run.onWarning?.(
           `${unit.names[0]} has config.transaction = false: it runs alone, outside ${run.schema}'s transaction; if it fails, the migrations before it stay applied.`,
         );
-        await runAlone(knex, connection, run, unit);
-        await inTransaction(knex, connection, run, { lock: false, read: false }, (trx) => record(trx, run, plan, applied, unit.names, done));
+        await runAlone(knex, connection, run, unit, session);
+        await inTransaction(knex, connection, session, { lock: false, read: false }, (trx) => record(trx, run, plan, applied, unit.names, first.done));
       }
-      done.push(...unit.names);
+      first.done.push(...unit.names);
     }
-    return { plan, via: 'units' };
+    finished = true;
+    return { plan, via: rest.length === 0 ? 'modules' : 'units' };
   } finally {
-    if (sessionLocked) await knex.raw('select pg_advisory_unlock(?, ?)', key).connection(connection).catch(() => {});
+    await endSession(knex, connection, run, session, { finished, sessionLocked });
+  }
+}
+
+/**
+ * What a tenant's run did to its pinned connection's session: the search_path it found there (the
+ * run sets the tenant's path for the session, so that statements a migration sends after ending
+ * the transaction itself still land in the tenant's schema, as with plain Knex), and every
+ * statement the migrations sent.
+ */
+interface Session {
+  schema: string;
+  previousPath: string | undefined;
+  sent: SentStatement[];
+}
+
+/**
+ * Hands the connection back as the run found it. A migration that changed the session beyond its
+ * transaction (a SET without LOCAL, a temporary table, a COMMIT of its own …) gets its connection
+ * closed instead — the pool then opens a fresh one — so no other tenant's run inherits the change.
+ * Otherwise the path is put back when a failure left it set (a rolled-back transaction already
+ * undid it), and the session lock let go.
+ */
+async function endSession(
+  knex: Knex,
+  connection: unknown,
+  run: SchemaRun,
+  session: Session,
+  state: { finished: boolean; sessionLocked: boolean },
+): Promise<void> {
+  const change = session.sent.length > 0 ? await sessionChange(session.sent) : undefined;
+  try {
+    if (change) {
+      warnOnce(run, `${run.schema}: a migration changed the database session beyond its transaction (${change}); its connection was closed so no other tenant inherits that.`);
+      await (connection as { end(): Promise<void> }).end().catch(() => {});
+      return;
+    }
+    if (!state.finished && session.previousPath !== undefined) {
+      await knex.raw("select set_config('search_path', ?, false)", [session.previousPath]).connection(connection).catch(() => {});
+    }
+    if (state.sessionLocked) await knex.raw('select pg_advisory_unlock(?, ?)', schemaLockKey(run.schema)).connection(connection).catch(() => {});
+  } finally {
     await knex.client.releaseConnection(connection);
   }
+}
+
+const warned = new WeakMap<MigrationSource, Set<string>>();
+
+/** One warning per message and tree in a run (not one per tenant). */
+function warnOnce(run: SchemaRun, message: string): void {
+  const key = message.replace(run.schema, '');
+  const seen = warned.get(run.source) ?? new Set<string>();
+  warned.set(run.source, seen);
+  if (seen.has(key)) return;
+  seen.add(key);
+  run.onWarning?.(message);
 }
 
 interface Opened {
@@ -174,29 +230,36 @@ interface Opened {
 /**
  * One transaction of the executor on the pinned connection: BEGIN with READ COMMITTED stated; then,
  * in one round trip, the schema's advisory lock (when asked), its search_path, the transaction id,
- * and — as a second statement, so that it reads with a snapshot taken after the lock was granted —
- * the schema's applied migrations. After Knex's COMMIT, the server is asked whether that
- * transaction id committed: a COMMIT answered by ROLLBACK is a failure, never a success.
+ * and — as a further statement, so that it reads with a snapshot taken after the lock was granted —
+ * the schema's applied migrations. After Knex's COMMIT, one more round trip asks the server whether
+ * that transaction id committed (a COMMIT answered by ROLLBACK is a failure, never a success) and
+ * puts back the search_path the session had.
  */
 async function inTransaction<T>(
   knex: Knex,
   connection: unknown,
-  run: Pick<SchemaRun, 'schema'>,
+  session: Session,
   open: { lock: boolean; read: boolean },
   body: (trx: Knex.Transaction, opened: Opened) => Promise<T>,
 ): Promise<T> {
   let xid = '';
   const value = await knex.transaction(
     async (trx) => {
-      const opened = await openTransaction(trx, run.schema, open);
+      const opened = await openTransaction(trx, session.schema, open);
+      session.previousPath ??= opened.previousPath;
       xid = opened.xid;
       return body(trx, opened);
     },
-    { connection, isolationLevel: 'read committed' },
+    { ...READ_COMMITTED, connection },
   );
-  const { rows } = await knex.raw<{ rows: { status: string | null }[] }>('select txid_status(?::bigint) as status', [xid]).connection(connection);
+  const { rows } = await knex
+    .raw<{ rows: { status: string | null }[] }>("select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path", [
+      xid,
+      session.previousPath!,
+    ])
+    .connection(connection);
   if (rows[0]?.status !== 'committed') {
-    throw new NotCommittedError(`${run.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
+    throw new NotCommittedError(`${session.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
   }
   return value;
 }
@@ -205,26 +268,33 @@ async function openTransaction(
   trx: Knex.Transaction,
   schema: string,
   open: { lock: boolean; read: boolean },
-): Promise<Opened & { xid: string }> {
+): Promise<Opened & { xid: string; previousPath: string }> {
   const bookkeeping = `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`;
   const lock = open.lock ? trx.raw('pg_advisory_xact_lock(?, ?)::text as locked,', [...schemaLockKey(schema)]).toQuery() : '';
   // Values inlined by Knex's escaping: lock numbers and the schema's own name, never user input.
-  const point = trx
-    .raw(`select ${lock} set_config('search_path', ?, true) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`, [
-      searchPathFor(schema),
-      bookkeeping,
-    ])
-    .toQuery();
-  if (!open.read) {
-    const { rows } = (await trx.raw(point)) as { rows: { xid: string; hasBookkeeping: boolean }[] };
-    return { xid: rows[0]!.xid, hasBookkeeping: rows[0]!.hasBookkeeping };
-  }
-  const read = trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery();
-  const [pointed, applied] = (await trx.raw(`${point};\n${read}`)) as unknown as [
-    { rows: { xid: string; hasBookkeeping: boolean }[] },
-    { rows: AppliedMigration[] },
+  // The path is set for the session (not LOCAL): a rollback undoes it, a commit keeps it until
+  // inTransaction puts the previous one back.
+  const statements = [
+    "select current_setting('search_path') as previous",
+    trx
+      .raw(`select ${lock} set_config('search_path', ?, false) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`, [
+        searchPathFor(schema),
+        bookkeeping,
+      ])
+      .toQuery(),
   ];
-  return { xid: pointed.rows[0]!.xid, hasBookkeeping: true, applied: applied.rows };
+  if (open.read) statements.push(trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery());
+  const [previous, pointed, applied] = (await trx.raw(statements.join(';\n'))) as unknown as [
+    { rows: { previous: string }[] },
+    { rows: { xid: string; hasBookkeeping: boolean }[] },
+    { rows: AppliedMigration[] } | undefined,
+  ];
+  return {
+    previousPath: previous.rows[0]!.previous,
+    xid: pointed.rows[0]!.xid,
+    hasBookkeeping: pointed.rows[0]!.hasBookkeeping,
+    ...(applied ? { applied: applied.rows } : {}),
+  };
 }
 
 /** Prepare (under the lock), make sure the bookkeeping exists, and plan from what the schema has applied. */
@@ -259,26 +329,27 @@ export async function setLocalSearchPath(trx: Knex.Transaction, schema: string):
 }
 
 /**
- * Runs a unit's migrations in order, naming the one that fails. With `learned`, notes what each
- * migration sent, for {@link learn}.
+ * Runs a unit's migrations in order, naming the one that fails. Notes every statement they send in
+ * `session` (see {@link endSession}) and, with `learned`, what each migration sent, for {@link learn}.
  */
-async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, learned?: Map<string, SentStatement[]>): Promise<void> {
-  const log = learned ? logStatements(knex as Knex.Transaction) : undefined;
+async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session, learned?: Map<string, SentStatement[]>): Promise<void> {
+  const log = logStatements(knex);
   try {
     for (const [i, name] of unit.names.entries()) {
       const module = unit.modules[i]!;
       const step = run.direction === 'up' ? module.up : module.down;
       if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
-      const from = log?.sent.length ?? 0;
+      const from = log.sent.length;
       try {
         await step.call(module, knex);
       } catch (error) {
         throw new StepError(name, run.direction, error);
       }
-      if (log && !run.source.replays.has(name)) learned!.set(name, log.sent.slice(from));
+      if (learned && !run.source.replays.has(name)) learned.set(name, log.sent.slice(from));
     }
   } finally {
-    log?.stop();
+    log.stop();
+    session.sent.push(...log.sent);
   }
 }
 
@@ -320,16 +391,15 @@ function sameState(a: AppliedState, b: AppliedState): boolean {
 /**
  * Runs a `transaction: false` migration outside any transaction, on the pinned connection that
  * holds the schema's session lock (a second connection would deadlock a single-session server such
- * as PGlite), with the schema's search_path for the duration and reset afterwards.
+ * as PGlite), with the schema's search_path for the duration and the session's own put back after.
  */
-async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: Unit): Promise<void> {
+async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: Unit, session: Session): Promise<void> {
   const pinned = knexOnConnection(knex, connection);
-  if (run.schema === 'public') await pinned.raw('set search_path to public');
-  else await pinned.raw('set search_path to ??, public', [run.schema]);
+  await pinned.raw("select set_config('search_path', ?, false)", [searchPathFor(run.schema)]);
   try {
-    await runSteps(pinned, run, unit);
+    await runSteps(pinned, run, unit, session);
   } finally {
-    await pinned.raw('reset search_path');
+    await pinned.raw("select set_config('search_path', ?, false)", [session.previousPath ?? '"$user", public']);
   }
 }
 

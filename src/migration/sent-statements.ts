@@ -27,7 +27,7 @@ interface QueryEvent {
 }
 
 /**
- * Starts noting every statement `trx` sends, until `stop()`.
+ * Starts noting every statement `trx` (a transaction, or a Knex instance) sends, until `stop()`.
  *
  * @example
  *   const log = logStatements(trx);
@@ -35,7 +35,7 @@ interface QueryEvent {
  *   log.stop();
  *   log.sent; // [{ sql: 'create table "projects" (…)', bindings: [], options: {} }, …]
  */
-export function logStatements(trx: Knex.Transaction): StatementLog {
+export function logStatements(trx: Knex | Knex.Transaction): StatementLog {
   const sent: SentStatement[] = [];
   const listener = (event: QueryEvent) => {
     sent.push({

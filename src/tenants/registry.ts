@@ -9,6 +9,7 @@
  * and `--tenant` read it (a restore or a stock-Knex rollback can leave the registry ahead).
  */
 import type { Knex } from 'knex';
+import { READ_COMMITTED } from '../db/isolation.ts';
 import { REGISTRY_LOCK_KEY } from '../db/advisory-lock.ts';
 import { quoteLiteral } from '../db/quote.ts';
 import { UsageError } from '../errors.ts';
@@ -101,7 +102,7 @@ export async function ensureRegistry(knex: Knex, registry: RegistryTable = DEFAU
     // Set when the org is deleted in Clerk: the tenant awaits deprovisioning, nothing is dropped.
     await trx.raw(`alter table ${table} add column if not exists deleted_at timestamptz`);
     await trx.raw(`comment on table ${table} is ${quoteLiteral(REGISTRY_MARK)}`);
-  });
+  }, READ_COMMITTED);
 }
 
 /** Every registered tenant (or only those of `orgIds`), ordered by org id. One query. */

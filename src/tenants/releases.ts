@@ -14,6 +14,7 @@
  * `rolled_back_at` only when every tenant succeeded: a failed or killed rollback is simply run again.
  */
 import type { Knex } from 'knex';
+import { READ_COMMITTED } from '../db/isolation.ts';
 import { REGISTRY_LOCK_KEY } from '../db/advisory-lock.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { registrySql, type RegistryTable } from './registry-table.ts';
@@ -90,7 +91,7 @@ export async function recordRelease(knex: Knex, registry: RegistryTable, names: 
       [added],
     );
     return rows[0];
-  });
+  }, READ_COMMITTED);
 }
 
 /** The newest release not rolled back (never the baseline), or undefined when there is none. */
@@ -124,5 +125,5 @@ export async function settleRollback(
       if (keep.length === 0) await trx.raw(`update ${ledger} set rolled_back_at = now() where id = ?`, [row.id]);
       else await trx.raw(`update ${ledger} set migrations = ? where id = ?`, [keep, row.id]);
     }
-  });
+  }, READ_COMMITTED);
 }
