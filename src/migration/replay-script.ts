@@ -50,7 +50,7 @@ const DOLLAR_TAG = '$tm_guard$';
 const SEPARATOR = '\n;\n';
 
 /** First line of every script: names the fast path in pg_stat_activity and the server's log. */
-export const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
+const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
 
 /** Predicts that a schema has applied exactly `names` (its `knex_migrations`, compared by digest). */
 export function expectApplied(schema: string, names: readonly string[]): Expectation {

@@ -90,17 +90,22 @@ export async function ensureRegistry(knex: Knex, registry: RegistryTable = DEFAU
         `TENANT_REGISTRY_TABLE names schema ${registry.schema}, which does not exist: create it first (CREATE SCHEMA ${registry.schema}). Nothing was changed.`,
       );
     }
-    await trx.raw(`
-      create table if not exists ${table} (
+    // Identifiers through Knex's ?? (quoted); the name was validated by parseRegistryTable too.
+    const name = [registry.schema, registry.table];
+    await trx.raw(
+      `create table if not exists ??.?? (
         org_id text primary key,
         schema_name text not null unique,
         created_at timestamptz not null default now()
-      )`);
-    await trx.raw(`alter table ${table} add column if not exists migration_version text`);
-    await trx.raw(`alter table ${table} add column if not exists migration_count integer not null default 0`);
-    await trx.raw(`alter table ${table} add column if not exists migrated_at timestamptz`);
+      )`,
+      name,
+    );
+    await trx.raw('alter table ??.?? add column if not exists migration_version text', name);
+    await trx.raw('alter table ??.?? add column if not exists migration_count integer not null default 0', name);
+    await trx.raw('alter table ??.?? add column if not exists migrated_at timestamptz', name);
     // Set when the org is deleted in Clerk: the tenant awaits deprovisioning, nothing is dropped.
-    await trx.raw(`alter table ${table} add column if not exists deleted_at timestamptz`);
+    await trx.raw('alter table ??.?? add column if not exists deleted_at timestamptz', name);
+    // COMMENT takes no bound parameters: the mark is a constant of ours, quoted as a literal.
     await trx.raw(`comment on table ${table} is ${quoteLiteral(REGISTRY_MARK)}`);
   }, READ_COMMITTED);
 }

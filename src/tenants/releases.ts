@@ -83,12 +83,12 @@ export async function recordRelease(knex: Knex, registry: RegistryTable, names: 
       baseline = oldest === null ? fresh : fresh.filter((name) => name <= oldest);
       added = oldest === null ? [] : fresh.filter((name) => name > oldest);
     }
-    const ledger = ledgerSql(registry);
-    if (baseline.length > 0) await trx.raw(`insert into ${ledger} (kind, migrations) values ('baseline', ?)`, [baseline]);
+    const ledger = [registry.schema, RELEASES_TABLE];
+    if (baseline.length > 0) await trx.raw("insert into ??.?? (kind, migrations) values ('baseline', ?)", [...ledger, baseline]);
     if (added.length === 0) return undefined;
     const { rows } = await trx.raw<{ rows: Release[] }>(
-      `insert into ${ledger} (kind, migrations) values ('release', ?) returning id, kind, migrations`,
-      [added],
+      "insert into ??.?? (kind, migrations) values ('release', ?) returning id, kind, migrations",
+      [...ledger, added],
     );
     return rows[0];
   }, READ_COMMITTED);
