@@ -115,15 +115,15 @@ export async function settleRollback(
 ): Promise<void> {
   await knex.transaction(async (trx) => {
     const active = await lockLedger(trx, registry);
-    const ledger = ledgerSql(registry);
+    const ledger = [registry.schema, RELEASES_TABLE];
     for (const row of active) {
       let keep: string[];
       if ('release' in undone) keep = row.id === undone.release.id ? [] : row.migrations;
       else if ('to' in undone) keep = row.migrations.filter((name) => name <= undone.to);
       else keep = [];
       if (keep.length === row.migrations.length) continue;
-      if (keep.length === 0) await trx.raw(`update ${ledger} set rolled_back_at = now() where id = ?`, [row.id]);
-      else await trx.raw(`update ${ledger} set migrations = ? where id = ?`, [keep, row.id]);
+      if (keep.length === 0) await trx.raw('update ??.?? set rolled_back_at = now() where id = ?', [...ledger, row.id]);
+      else await trx.raw('update ??.?? set migrations = ? where id = ?', [...ledger, keep, row.id]);
     }
   }, READ_COMMITTED);
 }
