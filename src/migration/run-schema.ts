@@ -264,25 +264,23 @@ async function inTransaction<T>(
   return value;
 }
 
+const POINT = `select set_config('search_path', ?, false) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`;
+const POINT_WITH_LOCK = `select pg_advisory_xact_lock(?, ?)::text as locked, set_config('search_path', ?, false) as path,
+                               txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`;
+
 async function openTransaction(
   trx: Knex.Transaction,
   schema: string,
   open: { lock: boolean; read: boolean },
 ): Promise<Opened & { xid: string; previousPath: string }> {
   const bookkeeping = `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`;
-  const lock = open.lock ? trx.raw('pg_advisory_xact_lock(?, ?)::text as locked,', [...schemaLockKey(schema)]).toQuery() : '';
   // Values inlined by Knex's escaping: lock numbers and the schema's own name, never user input.
   // The path is set for the session (not LOCAL): a rollback undoes it, a commit keeps it until
   // inTransaction puts the previous one back.
-  const statements = [
-    "select current_setting('search_path') as previous",
-    trx
-      .raw(`select ${lock} set_config('search_path', ?, false) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`, [
-        searchPathFor(schema),
-        bookkeeping,
-      ])
-      .toQuery(),
-  ];
+  const point = open.lock
+    ? trx.raw(POINT_WITH_LOCK, [...schemaLockKey(schema), searchPathFor(schema), bookkeeping])
+    : trx.raw(POINT, [searchPathFor(schema), bookkeeping]);
+  const statements = ["select current_setting('search_path') as previous", point.toQuery()];
   if (open.read) statements.push(trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery());
   const [previous, pointed, applied] = (await trx.raw(statements.join(';\n'))) as unknown as [
     { rows: { previous: string }[] },
