@@ -17,15 +17,18 @@ skip() { echo "install-pgvector: skipped: $*"; exit 0; }
 
 # The server headers come from Debian's archive: installed here when this runs as root with apt
 # (CI's machines are fresh, so the project installs what it needs), else the build is skipped.
-has_pgxs() { command -v pg_config >/dev/null 2>&1 && [ -f "$(pg_config --pgxs)" ]; }
+# pgxs.mk alone is not enough: Debian's client package ships it without the server headers.
+has_pgxs() {
+  command -v pg_config >/dev/null 2>&1 && [ -f "$(pg_config --pgxs)" ] \
+    && [ -f "$(pg_config --includedir-server)/postgres.h" ]
+}
 if ! has_pgxs && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "install-pgvector: installing postgresql-server-dev-15 from Debian's archive"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-server-dev-15; } >/dev/null 2>&1 \
     || echo "install-pgvector: apt-get could not install postgresql-server-dev-15"
 fi
 command -v pg_config >/dev/null 2>&1 || skip "no pg_config on PATH (install postgresql-server-dev-15)"
-PGXS=$(pg_config --pgxs)
-[ -f "$PGXS" ] || skip "no server headers/PGXS at $PGXS (install postgresql-server-dev-15)"
+has_pgxs || skip "no server headers at $(pg_config --includedir-server) (install postgresql-server-dev-15)"
 command -v make >/dev/null 2>&1 || skip "no make (install build-essential)"
 
 # pgvector-0.8.6.tar.gz -> 0.8.6
