@@ -17,6 +17,8 @@ export { clerkWebhookMiddleware } from './clerk/node-middleware.ts';
 export type { ClerkWebhookOptions } from './clerk/handle-delivery.ts';
 export { syncClerk, type SyncClerkOptions, type SyncClerkResult } from './clerk/sync-clerk.ts';
 export { listClerkOrganizationIds, ClerkApiError, type ClerkApiOptions } from './clerk/clerk-api.ts';
+export { moveTenant, type MoveTenantOptions, type MoveTenantResult, type MoveMode } from './citus/move-tenant.ts';
+export { hasCitus, type CitusSetting } from './citus/detect.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
 export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

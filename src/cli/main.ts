@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.ts';
+import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
 import { registerMasterCommands } from './commands/master.ts';
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

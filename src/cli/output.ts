@@ -165,6 +165,7 @@ export function statusLines(status: StatusResult): string[] {
   lines.push(`Tenants: ${tenants.total} registered — ${[`${tenants.upToDate} up to date`, `${tenants.behind} behind`, ...drift].join(', ')}`);
   const width = Math.max(0, ...tenants.versions.map(({ version }) => (version ?? '(no migrations)').length));
   for (const { version, count } of tenants.versions) lines.push(`  ${(version ?? '(no migrations)').padEnd(width)}  ${count}`);
+  if (status.nodes) lines.push(`Citus nodes: ${status.nodes.map(({ node, tenants }) => `${node} ${tenants}`).join(', ')}`);
   if (tenants.behindOrgIds.length) lines.push(pc.yellow(`Behind: ${preview(tenants.behindOrgIds)}`));
   if (tenants.driftedOrgIds?.length) {
     lines.push(pc.red(`Drifted (registry disagrees with the schema's knex_migrations; run migrate:tenants --verify): ${preview(tenants.driftedOrgIds)}`));

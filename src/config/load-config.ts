@@ -7,6 +7,7 @@ import path from 'node:path';
 import dotenv from 'dotenv';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { ConnectionOptions } from 'node:tls';
+import { isCitusSetting, type CitusSetting } from '../citus/detect.ts';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
 
@@ -36,6 +37,8 @@ export interface Config {
   poolMax: number | undefined;
   /** `TENANT_MIGRATE_FAST_PATH` (`on`, the default, or `off`): may the executor replay learned DDL. */
   fastPath: boolean;
+  /** `TENANT_MIGRATE_CITUS` (`auto`, the default, `on` or `off`): distribute new tenant schemas on Citus. */
+  citus: CitusSetting;
   /** The Clerk integration (src/clerk/): read here, required only by what uses it. */
   clerk: ClerkConfig;
   /** How long a query may wait for a pooled connection (`DB_ACQUIRE_TIMEOUT_MS`, default 60 s). */
@@ -104,6 +107,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
     fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),
+    citus: readCitus(env),
     clerk: readClerk(env),
     acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
     registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
@@ -128,6 +132,13 @@ function readOnOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boo
   if (!value) return fallback;
   if (value === 'on' || value === 'off') return value === 'on';
   throw new UsageError(`${name} must be "on" or "off" (got ${JSON.stringify(env[name])}).`);
+}
+
+function readCitus(env: NodeJS.ProcessEnv): CitusSetting {
+  const value = env.TENANT_MIGRATE_CITUS?.trim().toLowerCase();
+  if (!value) return 'auto';
+  if (isCitusSetting(value)) return value;
+  throw new UsageError(`TENANT_MIGRATE_CITUS must be "auto", "on" or "off" (got ${JSON.stringify(env.TENANT_MIGRATE_CITUS)}).`);
 }
 
 /** The environment with `.env` underneath it: a variable already set always wins. */

@@ -14,13 +14,18 @@ export async function createBookkeeping(trx: Knex.Transaction | Knex, schema: st
   await trx.raw(bookkeepingDdl(trx, schema));
 }
 
-/** The SQL that creates a schema's bookkeeping tables (identifiers quoted by Knex, nothing bound). */
+/**
+ * The SQL that creates a schema's bookkeeping tables (identifiers quoted by Knex, nothing bound).
+ * The lock row is inserted with its `index` spelled out (1, what Knex's own first insert gets):
+ * on Citus this INSERT … SELECT runs on the worker holding the schema, and a worker cannot take
+ * the next value of an `int` serial sequence (only of bigint ones).
+ */
 export function bookkeepingDdl(knex: Knex, schema: string): string {
   return knex
     .raw(
       `create table if not exists ??.?? (id serial primary key, name varchar(255), batch integer, migration_time timestamptz);
        create table if not exists ??.?? ("index" serial primary key, is_locked integer);
-       insert into ??.?? (is_locked) select 0 where not exists (select 1 from ??.??)`,
+       insert into ??.?? ("index", is_locked) select 1, 0 where not exists (select 1 from ??.??)`,
       [schema, MIGRATIONS_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE, schema, MIGRATIONS_LOCK_TABLE],
     )
     .toQuery();

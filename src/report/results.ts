@@ -68,6 +68,11 @@ export interface StatusResult {
   orphanSchemas: string[];
   /** Registry rows whose schema does not exist. */
   missingSchemas: string[];
+  /**
+   * On a Citus coordinator only: how many tenants each node holds (a distributed schema lives on
+   * one worker; a schema that is not distributed counts on the coordinator).
+   */
+  nodes?: { node: string; tenants: number }[];
   /** True when nothing is pending or drifted: what `status --check` gates on. */
   ok: boolean;
 }

@@ -10,6 +10,8 @@
 import path from 'node:path';
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
+import { hasCitus } from '../citus/detect.ts';
+import { tenantsPerNode } from '../citus/tenants-per-node.ts';
 import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
@@ -58,11 +60,13 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   refuseForeignTable(shape, registry);
   const hasRegistry = shape.exists && shape.columns.includes('migration_version');
 
-  const [masterApplied, registered, namespaces, deletedOrgIds] = await Promise.all([
+  const [masterApplied, registered, namespaces, deletedOrgIds, nodes] = await Promise.all([
     readMasterApplied(knex),
     hasRegistry ? readRegistry(knex, registry) : Promise.resolve([]),
     readTenantNamespaces(knex),
     hasRegistry ? readDeletedOrgIds(knex, registry) : Promise.resolve([]),
+    // On a Citus coordinator only: where the tenants live.
+    hasRegistry ? hasCitus(knex).then((citus) => (citus ? tenantsPerNode(knex, registry) : undefined)) : Promise.resolve(undefined),
   ]);
   const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
   const drift = options.verify
@@ -113,7 +117,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     drifted.length === 0 &&
     orphans.length === 0 &&
     missingSchemas.length === 0;
-  return { master, tenants, orphanSchemas: orphans, missingSchemas, ok };
+  return { master, tenants, orphanSchemas: orphans, missingSchemas, ...(nodes ? { nodes } : {}), ok };
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {

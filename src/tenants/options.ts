@@ -1,5 +1,6 @@
 /** Options shared by the fleet commands (library and CLI alike). */
 import type { Knex } from 'knex';
+import type { CitusSetting } from '../citus/detect.ts';
 import { DEFAULT_CONCURRENCY } from '../config/load-config.ts';
 import { poolSizeOf } from '../db/connection.ts';
 import type { TenantResult } from '../report/results.ts';
@@ -31,6 +32,12 @@ export interface TenantCommandOptions {
    * would: no replay of learned DDL. Default: on, unless `TENANT_MIGRATE_FAST_PATH=off`.
    */
   fastPath?: boolean;
+  /**
+   * Citus (src/citus/detect.ts): `auto` makes new tenant schemas distributed schemas when the
+   * database has the citus extension, `on` insists on it, `off` never. Default: `auto`, unless
+   * `TENANT_MIGRATE_CITUS` says otherwise.
+   */
+  citus?: CitusSetting;
 }
 
 /**

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { citusSettingOf, DISTRIBUTE_NEXT_SCHEMA, distributesSchemas } from '../citus/detect.ts';
 import { UsageError } from '../errors.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
 import { quoteIdentifier } from '../db/quote.ts';
@@ -34,6 +35,8 @@ export async function provisionTenant(
   const wanted = validateOrgIds(orgIds);
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
+  // On a Citus coordinator each new schema is made a distributed schema (src/citus/detect.ts).
+  const distribute = await distributesSchemas(knex, citusSettingOf(options));
   await ensureRegistry(knex, registry);
   const tenants = wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId), version: null, count: 0 }));
   await refuseConflicts(knex, registry, tenants);
@@ -42,7 +45,7 @@ export async function provisionTenant(
   // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
   await recordRelease(knex, registry, source.names);
   options.onStart?.(tenants.length);
-  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options) }), {
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute }), {
     concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
@@ -94,9 +97,10 @@ async function provisionOne(
   registry: RegistryTable,
   source: MigrationSource,
   tenant: TenantRecord,
-  { onWarning, replay }: { onWarning(message: string): void; replay: boolean },
+  { onWarning, replay, distribute }: { onWarning(message: string): void; replay: boolean; distribute: boolean },
 ) {
   let created = false;
+  const createSchema = distribute ? [DISTRIBUTE_NEXT_SCHEMA] : [];
   const { plan, via } = await runSchema(knex, {
     schema: tenant.schema,
     source,
@@ -107,6 +111,7 @@ async function provisionOne(
     // after all (a concurrent call, an orphan), the prepare below runs instead and sorts it out.
     expect: expectNewSchema(tenant.schema, [
       insertTenantSql(registry, tenant.orgId, tenant.schema),
+      ...createSchema,
       `create schema ${quoteIdentifier(tenant.schema)}`,
       bookkeepingDdl(knex, tenant.schema),
     ]),
@@ -128,6 +133,7 @@ async function provisionOne(
       if (schemaExists) throw orphanError([tenant.schema]);
       await insertTenant(trx, registry, tenant.orgId, tenant.schema);
       // DDL is held back and sent with the bookkeeping tables and the first migration's DDL.
+      for (const statement of createSchema) await trx.raw(statement);
       await trx.raw('create schema ??', [tenant.schema]);
       created = true;
     },

@@ -89,6 +89,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         continueOnError: flags.continueOnError,
         tenants: flags.tenant,
         fastPath: config.fastPath,
+        citus: config.citus,
         registry: config.registryTable,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
