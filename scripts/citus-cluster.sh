@@ -81,9 +81,9 @@ psql_on() { # port, sql
 }
 
 up() {
+  down quiet # also removes an earlier cluster's URL file, so a skip below leaves none
   build
   [ -f "$(pg_config --pkglibdir)/citus.so" ] || skip "Citus is not installed"
-  down quiet
   mkdir -p "$DIR"
   [ "$(id -u)" = 0 ] && chown postgres: "$DIR"
   for i in 0 1 2; do

@@ -49,6 +49,19 @@ describe('provision:tenant', () => {
     expect(pending).toHaveLength(0);
   });
 
+  it('without Citus: TENANT_MIGRATE_CITUS=on is refused with exit 2 and nothing written; auto makes plain schemas and status has no nodes', async () => {
+    const refused = await runCli(['provision:tenant', 'org_citus_on'], { env: { ...env(), TENANT_MIGRATE_CITUS: 'on' } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/citus extension is not created in this database/);
+    expect(await tenantSchemas()).toEqual([]);
+    expect((await runCli(['provision:tenant', 'org_citus_auto'], { env: env() })).code).toBe(0);
+    const status = await runCli(['status', '--json'], { env: env() });
+    expect(JSON.parse(status.stdout)).not.toHaveProperty('nodes');
+    const move = await runCli(['move:tenant', 'org_citus_auto', '--to', '127.0.0.1:5432'], { env: env() });
+    expect(move.code).toBe(2);
+    expect(move.stderr).toMatch(/needs a Citus coordinator/);
+  });
+
   it('is idempotent: again says already provisioned, exit 0, one tenant', async () => {
     expect((await runCli(['provision:tenant', 'org_again'], { env: env() })).code).toBe(0);
     const again = await runCli(['provision:tenant', 'org_again'], { env: env() });

@@ -336,6 +336,20 @@ describe('TENANT_MIGRATE_FAST_PATH', () => {
   });
 });
 
+describe('TENANT_MIGRATE_CITUS', () => {
+  it('is auto by default, and auto/on/off in any case', () => {
+    expect(load(URL_ENV).citus).toBe('auto');
+    expect(load({ ...URL_ENV, TENANT_MIGRATE_CITUS: 'ON' }).citus).toBe('on');
+    expect(load({ ...URL_ENV, TENANT_MIGRATE_CITUS: 'off' }).citus).toBe('off');
+  });
+
+  it('refuses anything else, naming the variable', () => {
+    const error = usageErrorOf(() => load({ ...URL_ENV, TENANT_MIGRATE_CITUS: 'yes' }));
+    expect(error.message).toContain('TENANT_MIGRATE_CITUS');
+    expect(error.message).toContain('"yes"');
+  });
+});
+
 describe('DB_SSL_CERT_PATH without DB_SSL', () => {
   it('is refused rather than silently connecting without TLS', () => {
     const error = usageErrorOf(() => load({ ...URL_ENV, DB_SSL_CERT_PATH: 'ssl/ca.pem' }));
