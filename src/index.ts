@@ -8,6 +8,8 @@ export { migrateTenants } from './tenants/migrate-tenants.ts';
 export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenants.ts';
 export { getStatus, type StatusOptions } from './status/get-status.ts';
 export { withTenant } from './tenants/with-tenant.ts';
+export { forEachTenant, type ForEachTenantOptions, type ForEachTenantResult, type TenantOutcome } from './tenants/for-each-tenant.ts';
+export { queryTenants, NotAReadError, QUERY_TIMEOUT_MS, type QueryTenantsResult } from './tenants/query-tenants.ts';
 export { tenantSchemaName, validateOrgIds, ORG_ID_RULE } from './tenants/naming.ts';
 export { makeMigration } from './migration/make-migration.ts';
 export { loadConfig, type Config } from './config/load-config.ts';

@@ -12,6 +12,7 @@ import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
 import { registerMasterCommands } from './commands/master.ts';
+import { registerQueryCommand } from './commands/query.ts';
 import { registerStatusCommand } from './commands/status.ts';
 import { registerTenantCommands } from './commands/tenants.ts';
 import { handleError } from './handle-error.ts';
@@ -34,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

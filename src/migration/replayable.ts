@@ -11,6 +11,7 @@
  * row count), a statement with bindings or `rowMode` — makes the migration run as a module for
  * every tenant, exactly as plain Knex runs it.
  */
+import { parseSql, type ParsedStatement } from '../db/parse-sql.ts';
 import type { SentStatement } from './sent-statements.ts';
 
 /** Statement kinds (libpg-query node names) whose effect is fixed by their text and whose result is empty. */
@@ -41,20 +42,6 @@ const PLAIN_DDL = new Set([
   'DoStmt',
 ]);
 
-type ParsedStatement = { stmt?: Record<string, { is_local?: boolean } | undefined> };
-type Parser = (sql: string) => Promise<{ stmts?: ParsedStatement[] }>;
-
-let parser: Promise<Parser> | undefined;
-
-/** libpg-query (PostgreSQL's parser compiled to WebAssembly), loaded on first use only. */
-function loadParser(): Promise<Parser> {
-  parser ??= import('libpg-query').then(async (module) => {
-    await module.loadModule();
-    return module.parse as Parser;
-  });
-  return parser;
-}
-
 /**
  * The SQL to replay for a migration that sent `sent`, or undefined when it must run as a module
  * for every tenant.
@@ -66,18 +53,17 @@ function loadParser(): Promise<Parser> {
  */
 export async function replayableSql(sent: readonly SentStatement[]): Promise<string[] | undefined> {
   if (sent.some((statement) => statement.bindings.length > 0 || Object.keys(statement.options).length > 0)) return undefined;
-  const parse = await loadParser();
   for (const { sql } of sent) {
-    if (!(await isPlainDdl(parse, sql))) return undefined;
+    if (!(await isPlainDdl(sql))) return undefined;
   }
   return sent.map((statement) => statement.sql);
 }
 
 /** Whether `sql` parses as one or more statements, each plain DDL (or `SET LOCAL`). */
-async function isPlainDdl(parse: Parser, sql: string): Promise<boolean> {
+async function isPlainDdl(sql: string): Promise<boolean> {
   let statements: ParsedStatement[];
   try {
-    statements = (await parse(sql)).stmts ?? [];
+    statements = await parseSql(sql);
   } catch {
     return false; // the server accepted what this parser does not: never guess
   }
@@ -103,11 +89,10 @@ async function isPlainDdl(parse: Parser, sql: string): Promise<boolean> {
  *   await sessionChange([{ sql: 'set lock_timeout = 5000', bindings: [], options: {} }]); // → 'a SET without LOCAL'
  */
 export async function sessionChange(sent: readonly SentStatement[]): Promise<string | undefined> {
-  const parse = await loadParser();
   for (const { sql } of sent) {
     let statements: ParsedStatement[];
     try {
-      statements = (await parse(sql)).stmts ?? [];
+      statements = await parseSql(sql);
     } catch {
       return 'a statement the parser cannot read';
     }
