@@ -21,6 +21,8 @@ export { syncClerk, type SyncClerkOptions, type SyncClerkResult } from './clerk/
 export { listClerkOrganizationIds, ClerkApiError, type ClerkApiOptions } from './clerk/clerk-api.ts';
 export { moveTenant, type MoveTenantOptions, type MoveTenantResult, type MoveMode } from './citus/move-tenant.ts';
 export { hasCitus, type CitusSetting } from './citus/detect.ts';
+export { listRuns, startRun, finishRun, RUNS_TABLE, type RunRecord, type RunFailure, type Outcome } from './history/run-ledger.ts';
+export { currentActor, redactArgs, type Actor } from './history/actor.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
 export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

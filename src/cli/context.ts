@@ -5,6 +5,25 @@
  */
 import { loadConfig, parseConcurrency, type Config } from '../config/load-config.ts';
 import type { Database } from '../db/connection.ts';
+import { UsageError } from '../errors.ts';
+import type { Output } from './output.ts';
+
+/** The command main.ts is running: what the run ledger records when it changes the database. */
+export interface CommandRun {
+  command: string;
+  /** The command line after the program name (redacted before it is stored). */
+  args: readonly string[];
+  output: Output;
+  /** Whether it may change the database (a dry run does not): only those get a ledger row. */
+  changesDatabase: boolean;
+}
+
+let current: CommandRun | undefined;
+
+/** Set by main.ts around each command body. */
+export function setCurrentCommand(run: CommandRun | undefined): void {
+  current = run;
+}
 
 export interface CommonFlags {
   concurrency?: string;
@@ -30,8 +49,38 @@ export async function withDatabase<T>(
   const { openDatabase } = await import('../db/connection.ts');
   const db = await openDatabase(config, { poolSize: config.poolMax ?? concurrency + 1 });
   try {
-    return await fn(db, config, concurrency);
+    if (!current?.changesDatabase) return await fn(db, config, concurrency);
+    return await recorded(db, current, () => fn(db, config, concurrency));
   } finally {
     await db.close();
+  }
+}
+
+/**
+ * Runs a command that changes the database with its row in the run ledger: written before, completed
+ * after — also when the command fails or throws. A ledger error is a warning, never the command's.
+ */
+async function recorded<T>(db: Database, run: CommandRun, body: () => Promise<T>): Promise<T> {
+  const ledger = await import('../history/run-ledger.ts');
+  const { currentActor, redactArgs } = await import('../history/actor.ts');
+  const warn = (error: unknown) => run.output.warn(`the run history (${ledger.RUNS_TABLE.schema}.${ledger.RUNS_TABLE.table}) was not written: ${(error as Error).message}`);
+  const id = await ledger.startRun(db.knex, { command: run.command, args: redactArgs(run.args), actor: currentActor() }).catch((error: unknown) => {
+    warn(error);
+    return undefined;
+  });
+  const finish = async (outcome: 'ok' | 'failed', entry: ReturnType<typeof ledger.ledgerEntryOf>) => {
+    if (id !== undefined) await ledger.finishRun(db.knex, id, { outcome, ...entry }).catch(warn);
+  };
+  try {
+    const value = await body();
+    await finish(value === 0 ? 'ok' : 'failed', ledger.ledgerEntryOf(run.output.lastResult));
+    return value;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      if (id !== undefined) await ledger.discardRun(db.knex, id).catch(warn);
+      throw error;
+    }
+    await finish('failed', { summary: run.output.lastResult ?? null, failures: [{ error: (error as Error).message ?? String(error) }] });
+    throw error;
   }
 }

@@ -11,6 +11,7 @@ import { UsageError } from '../errors.ts';
 import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
+import { registerHistoryCommand } from './commands/history.ts';
 import { registerMasterCommands } from './commands/master.ts';
 import { registerQueryCommand } from './commands/query.ts';
 import { registerStatusCommand } from './commands/status.ts';
@@ -18,15 +19,23 @@ import { registerTenantCommands } from './commands/tenants.ts';
 import { handleError } from './handle-error.ts';
 import { createOutput } from './output.ts';
 import type { RunCommand } from './register.ts';
+import { setCurrentCommand } from './context.ts';
+
+/** The commands that may change the database: each run gets a row in the run history (`history`). */
+const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant']);
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const run: RunCommand = async (command, flags, body) => {
     const output = createOutput(Boolean(flags.json));
+    const dryRun = (flags as { dryRun?: boolean }).dryRun === true;
+    setCurrentCommand({ command, args: argv.slice(2), output, changesDatabase: CHANGES_DATABASE.has(command) && !dryRun });
     try {
       exitCode = await body(output);
     } catch (error) {
       exitCode = handleError(error, output, command);
+    } finally {
+      setCurrentCommand(undefined);
     }
   };
 
@@ -35,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

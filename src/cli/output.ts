@@ -14,12 +14,22 @@ export interface Output {
   warn(line: string): void;
   /** The one JSON document of a --json run. */
   document(value: unknown): void;
+  /** Keeps the command's result object, for the run ledger (src/history/run-ledger.ts). */
+  result(value: unknown): void;
+  readonly lastResult: unknown;
 }
 
 export function createOutput(json: boolean): Output {
   const human = json ? process.stderr : process.stdout;
+  let lastResult: unknown;
   return {
     json,
+    result: (value) => {
+      lastResult = value;
+    },
+    get lastResult() {
+      return lastResult;
+    },
     info: (line) => human.write(`${line}\n`),
     warn: (line) => process.stderr.write(`${pc.yellow('warning')} ${line}\n`),
     document: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),

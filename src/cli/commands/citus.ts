@@ -16,6 +16,7 @@ export const registerCitusCommands: Register = (program: Command, run) => {
         withDatabase({}, async (db, config) => {
           const { moveTenant } = await import('../../citus/move-tenant.ts');
           const result = await moveTenant(db.knex, orgId, { to: flags.to, mode: flags.mode, registry: config.registryTable });
+          output.result(result);
           if (output.json) output.document(result);
           else if (!result.moved) output.info(`move:tenant: ${result.orgId} (${result.schema}) is already on ${result.to}; nothing to do.`);
           else output.info(`move:tenant: ${result.orgId} (${result.schema}) moved from ${result.from} to ${result.to} (${result.mode}, ${result.ms} ms)`);

@@ -33,6 +33,7 @@ export const registerClerkCommands: Register = (program: Command, run) => {
             concurrency,
             registry: config.registryTable,
           });
+          output.result(result);
           if (output.json) output.document(result);
           else for (const line of syncLines(result)) output.info(line);
           return result.ok ? 0 : 1;

@@ -38,6 +38,7 @@ export const registerMasterCommands: Register = (program: Command, run) => {
 };
 
 function report(output: Output, result: MasterResult): 0 | 1 {
+  output.result(result);
   if (output.json) output.document(result);
   else for (const line of masterLines(result)) output.info(line);
   return result.ok ? 0 : 1;

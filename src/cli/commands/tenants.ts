@@ -98,6 +98,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
     } finally {
       progress.stop();
     }
+    output.result(result);
     if (output.json) output.document(result);
     else output.info(fleetSummaryLine(result));
     return result.ok ? 0 : 1;

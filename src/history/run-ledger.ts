@@ -1,0 +1,138 @@
+/**
+ * The run history: one row per command that changes the database, in `public.tenant_migrate_runs`
+ * — written when the command starts (outcome `running`) and completed when it ends (`ok` or
+ * `failed`, with the summary and the failed tenants). A row still `running` whose process is gone
+ * is reported `interrupted` (the process was killed, or the machine went away).
+ *
+ * The ledger must never fail or slow a migration: one row per run (never per tenant), created on
+ * first use, and every ledger error becomes a warning.
+ */
+import os from 'node:os';
+import type { Knex } from 'knex';
+import { READ_COMMITTED } from '../db/isolation.ts';
+import type { Actor } from './actor.ts';
+
+export const RUNS_TABLE = { schema: 'public', table: 'tenant_migrate_runs' } as const;
+/** Advisory lock key that serialises creating the table (two first runs at once). */
+const CREATE_LOCK: readonly [number, number] = [0x746d6967 | 0, 2];
+
+export type Outcome = 'running' | 'ok' | 'failed' | 'interrupted';
+
+export interface RunFailure {
+  orgId?: string;
+  schema?: string;
+  error: string;
+}
+
+export interface RunRecord {
+  id: number;
+  command: string;
+  args: string[];
+  actor: Actor;
+  startedAt: string;
+  finishedAt: string | null;
+  outcome: Outcome;
+  summary: unknown;
+  failures: RunFailure[];
+}
+
+async function ensureRunsTable(knex: Knex): Promise<void> {
+  const { rows } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [`${RUNS_TABLE.schema}.${RUNS_TABLE.table}`]);
+  if (rows[0]?.found) return;
+  await knex.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?, ?)', [...CREATE_LOCK]);
+    await trx.raw(
+      `create table if not exists ??.?? (
+         id bigserial primary key,
+         command text not null,
+         args jsonb not null default '[]',
+         actor jsonb not null,
+         started_at timestamptz not null default now(),
+         finished_at timestamptz,
+         outcome text not null default 'running' check (outcome in ('running', 'ok', 'failed')),
+         summary jsonb,
+         failures jsonb not null default '[]'
+       )`,
+      [RUNS_TABLE.schema, RUNS_TABLE.table],
+    );
+    await trx.raw("comment on table ??.?? is 'tenant-migrate: one row per command that changed the database (history)'", [RUNS_TABLE.schema, RUNS_TABLE.table]);
+  }, READ_COMMITTED);
+}
+
+/** Writes the `running` row; returns its id. */
+export async function startRun(knex: Knex, run: { command: string; args: readonly string[]; actor: Actor }): Promise<number> {
+  await ensureRunsTable(knex);
+  const { rows } = await knex.raw<{ rows: { id: string }[] }>(
+    `insert into ??.?? (command, args, actor) values (?, ?::jsonb, jsonb_set(?::jsonb, '{databaseUser}', to_jsonb(current_user::text))) returning id`,
+    [RUNS_TABLE.schema, RUNS_TABLE.table, run.command, JSON.stringify(run.args), JSON.stringify(run.actor)],
+  );
+  return Number(rows[0]!.id);
+}
+
+export async function finishRun(knex: Knex, id: number, end: { outcome: 'ok' | 'failed'; summary?: unknown; failures?: readonly RunFailure[] }): Promise<void> {
+  await knex.raw(`update ??.?? set finished_at = now(), outcome = ?, summary = ?::jsonb, failures = ?::jsonb where id = ?`, [
+    RUNS_TABLE.schema,
+    RUNS_TABLE.table,
+    end.outcome,
+    JSON.stringify(end.summary ?? null),
+    JSON.stringify(end.failures ?? []),
+    id,
+  ]);
+}
+
+/** Removes a run's row: the command stopped on bad input (exit 2), which changes nothing — not even the history. */
+export async function discardRun(knex: Knex, id: number): Promise<void> {
+  await knex.raw('delete from ??.?? where id = ?', [RUNS_TABLE.schema, RUNS_TABLE.table, id]);
+}
+
+/**
+ * The newest runs first (or the one with `id`). No table yet: no runs.
+ * A `running` row whose process is gone — on this host, checked by its pid — is `interrupted`.
+ */
+export async function listRuns(knex: Knex, options: { limit?: number; id?: number } = {}): Promise<RunRecord[]> {
+  const { rows: found } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [`${RUNS_TABLE.schema}.${RUNS_TABLE.table}`]);
+  if (!found[0]?.found) return [];
+  const query = knex
+    .withSchema(RUNS_TABLE.schema)
+    .from(RUNS_TABLE.table)
+    .select('id', 'command', 'args', 'actor', 'started_at', 'finished_at', 'outcome', 'summary', 'failures')
+    .orderBy('id', 'desc');
+  if (options.id !== undefined) query.where('id', options.id);
+  else query.limit(options.limit ?? 20);
+  type Row = { id: string; command: string; args: string[]; actor: Actor; started_at: Date; finished_at: Date | null; outcome: Outcome; summary: unknown; failures: RunFailure[] };
+  return ((await query) as Row[]).map((row) => ({
+    id: Number(row.id),
+    command: row.command,
+    args: row.args,
+    actor: row.actor,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    outcome: row.outcome === 'running' && processGone(row.actor) ? 'interrupted' : row.outcome,
+    summary: row.summary,
+    failures: row.failures,
+  }));
+}
+
+/** True when the actor's process ran on this host and no longer exists. */
+function processGone(actor: Actor): boolean {
+  if (actor.host !== os.hostname() || !Number.isInteger(actor.pid)) return false;
+  try {
+    process.kill(actor.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** What a command's result says for the ledger: its summary and its failed tenants. */
+export function ledgerEntryOf(result: unknown): { summary?: unknown; failures: RunFailure[] } {
+  if (!result || typeof result !== 'object') return { failures: [] };
+  const value = result as { summary?: unknown; tenants?: { orgId: string; schema: string; status: string; error?: string }[]; error?: string; ok?: boolean };
+  const failures: RunFailure[] = (value.tenants ?? [])
+    .filter((tenant) => tenant.status === 'failed')
+    .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, error: tenant.error ?? 'failed' }));
+  if (value.error && failures.length === 0) failures.push({ error: value.error });
+  // A fleet result's summary, or the whole (small) result of a master/move/sync command without tenants.
+  const { tenants: _tenants, ...rest } = value as Record<string, unknown>;
+  return { summary: value.summary ?? rest, failures };
+}
