@@ -25,7 +25,7 @@ function heading(text: string): void {
 
 /** Runs one CLI command in this process, exactly as `pnpm tenant-migrate <args>` would. */
 async function cli(...args: string[]): Promise<void> {
-  process.stdout.write(pc.dim(`$ pnpm tenant-migrate ${args.join(' ')}\n`));
+  process.stdout.write(pc.dim(`$ pnpm tenant-migrate ${args.map((arg) => (/\s/.test(arg) ? `"${arg}"` : arg)).join(' ')}\n`));
   const code = await main(['node', 'tenant-migrate', ...args]);
   if (code !== 0) throw new Error(`tenant-migrate ${args.join(' ')} exited with ${code}`);
 }
@@ -132,6 +132,12 @@ async function demo(): Promise<void> {
     heading('7. Roll the release back on every tenant');
     await cli('rollback:tenants');
     await cli('status', '--json');
+
+    heading('8. Support: one read-only query across every tenant');
+    await cli('query:tenants', '--sql', 'select count(*)::int as messages from chat_messages');
+
+    heading('9. Who changed what, when: the run history');
+    await cli('history');
   } finally {
     fs.rmSync(tenantTree, { recursive: true, force: true });
     // Leave nothing behind: the directory too when the demo made it and nothing else has moved in
