@@ -23,6 +23,8 @@ export { moveTenant, type MoveTenantOptions, type MoveTenantResult, type MoveMod
 export { hasCitus, type CitusSetting } from './citus/detect.ts';
 export { listRuns, startRun, finishRun, RUNS_TABLE, type RunRecord, type RunFailure, type Outcome } from './history/run-ledger.ts';
 export { currentActor, redactArgs, type Actor } from './history/actor.ts';
+export { seedMaster, seedTenants, type SeedMasterResult } from './seeds/run-seeds.ts';
+export { makeSeed } from './migration/make-migration.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
 export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

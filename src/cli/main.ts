@@ -12,7 +12,7 @@ import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
 import { registerHistoryCommand } from './commands/history.ts';
-import { registerMasterCommands } from './commands/master.ts';
+import { registerMasterCommands, registerSeedMasterCommand } from './commands/master.ts';
 import { registerQueryCommand } from './commands/query.ts';
 import { registerStatusCommand } from './commands/status.ts';
 import { registerTenantCommands } from './commands/tenants.ts';
@@ -22,7 +22,7 @@ import type { RunCommand } from './register.ts';
 import { setCurrentCommand } from './context.ts';
 
 /** The commands that may change the database: each run gets a row in the run history (`history`). */
-const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant']);
+const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant', 'seed:master', 'seed:tenants']);
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

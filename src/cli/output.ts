@@ -39,6 +39,7 @@ export function createOutput(json: boolean): Output {
 const ICON: Record<TenantResult['status'], string> = {
   migrated: pc.green('✔'),
   provisioned: pc.green('✔'),
+  seeded: pc.green('✔'),
   'rolled-back': pc.cyan('↩'),
   'up-to-date': pc.dim('='),
   failed: pc.red('✘'),
@@ -135,6 +136,7 @@ function batchedLines(output: Output) {
 
 const SUMMARY_WORDS: [keyof FleetResult['summary'], string][] = [
   ['provisioned', 'provisioned'],
+  ['seeded', 'seeded'],
   ['migrated', 'migrated'],
   ['rolledBack', 'rolled back'],
   ['upToDate', 'up to date'],

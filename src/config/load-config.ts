@@ -32,6 +32,10 @@ export interface Config {
   embedded: boolean;
   masterMigrationsDir: string;
   tenantMigrationsDir: string;
+  /** `MASTER_SEEDS_DIR` (default seeds/master); checked when seeding, not here. */
+  masterSeedsDir: string;
+  /** `TENANT_SEEDS_DIR` (default seeds/tenant). */
+  tenantSeedsDir: string;
   tenantConcurrency: number;
   /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
   poolMax: number | undefined;
@@ -104,6 +108,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     embedded,
     masterMigrationsDir: readDirectory(env, cwd, 'MASTER_MIGRATIONS_DIR', 'migrations/master', requireDirs),
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
+    masterSeedsDir: readDirectory(env, cwd, 'MASTER_SEEDS_DIR', 'seeds/master', false),
+    tenantSeedsDir: readDirectory(env, cwd, 'TENANT_SEEDS_DIR', 'seeds/tenant', false),
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
     fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),

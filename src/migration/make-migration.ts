@@ -40,3 +40,28 @@ export function makeMigration(directory: string, name: string, now = new Date())
   fs.writeFileSync(file, TEMPLATE, { flag: 'wx' });
   return file;
 }
+
+const SEED_TEMPLATE = `import type { Knex } from 'knex';
+
+/**
+ * Runs in name order with the other seeds, in one transaction (per tenant, for tenant seeds: the
+ * search_path is the tenant's schema, then public). It must be re-runnable: upsert, or insert …
+ * on conflict do nothing — seeding again is how new defaults reach existing tenants.
+ */
+export async function seed(knex: Knex): Promise<void> {
+  // e.g. await knex('org_settings').insert({ key: 'locale', value: { default: 'en' } }).onConflict('key').ignore();
+}
+`;
+
+/**
+ * Writes `<directory>/<timestamp>_<name>.ts`, a typed seed, creating the directory when needed;
+ * returns its path. Names as for migrations; the timestamp keeps seeds in the order they were made.
+ *
+ * @example makeSeed('seeds/tenant', 'default_settings') // → seeds/tenant/20260201120000_default_settings.ts
+ */
+export function makeSeed(directory: string, name: string, now = new Date()): string {
+  fs.mkdirSync(directory, { recursive: true });
+  const file = makeMigration(directory, name, now);
+  fs.writeFileSync(file, SEED_TEMPLATE);
+  return file;
+}

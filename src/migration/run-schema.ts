@@ -65,6 +65,12 @@ export interface SchemaRun {
    * do, `finish` is called without bookkeeping to correct it.
    */
   recorded?: AppliedState;
+  /**
+   * Runs last, in the transaction that records the plan's final unit — for the usual plan, the one
+   * transaction of the run (`provision:tenant --seed`: an org is never visible unseeded). Its
+   * presence rules out the replay route, which runs no module.
+   */
+  complete?(trx: Knex.Transaction): Promise<void>;
   onWarning?(message: string): void;
 }
 
@@ -101,7 +107,7 @@ export class NotCommittedError extends Error {
  *   const { plan, via } = await runSchema(knex, { schema: 'tid_cf4116b064', source, direction: 'up', hasBookkeeping: true });
  */
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
-  if (run.replay && run.expect && run.direction === 'up') {
+  if (run.replay && run.expect && run.direction === 'up' && !run.complete) {
     const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
     if (replay && (await runReplayScript(knex, replay.script))) return { plan: replay.plan, via: 'replay' };
   }
@@ -135,6 +141,7 @@ async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> 
       const unit = units[0]?.transactional ? units.shift()! : { transactional: true, names: [], modules: [] };
       await runSteps(trx, run, unit, session, run.replay && plan.direction === 'up' ? learned : undefined);
       await record(trx, run, plan, applied, unit.names, []);
+      if (units.length === 0) await run.complete?.(trx);
       if (units.length > 0) {
         // Taken while the transaction's lock is still held, so no other run slips in between.
         await trx.raw('select pg_advisory_lock(?, ?)', key);
@@ -160,6 +167,8 @@ async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> 
       }
       first.done.push(...unit.names);
     }
+    // A plan with a `transaction: false` migration commits in parts: `complete` comes after the last.
+    if (rest.length > 0 && run.complete) await inTransaction(knex, connection, session, { lock: false, read: false }, (trx) => run.complete!(trx));
     finished = true;
     return { plan, via: rest.length === 0 ? 'modules' : 'units' };
   } finally {

@@ -2,7 +2,7 @@
  * The result objects every command returns: the library returns them, `--json` prints them as they
  * are, and the human output is rendered from them.
  */
-export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'failed' | 'skipped' | 'provisioned';
+export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'failed' | 'skipped' | 'provisioned' | 'seeded';
 
 export interface TenantResult {
   orgId: string;
@@ -19,6 +19,7 @@ export interface FleetSummary {
   migrated?: number;
   rolledBack?: number;
   provisioned?: number;
+  seeded?: number;
   upToDate?: number;
   failed?: number;
   skipped?: number;
@@ -26,7 +27,7 @@ export interface FleetSummary {
 }
 
 export interface FleetResult {
-  command: 'migrate:tenants' | 'rollback:tenants' | 'provision:tenant';
+  command: 'migrate:tenants' | 'rollback:tenants' | 'provision:tenant' | 'seed:tenants';
   ok: boolean;
   summary: FleetSummary;
   tenants: TenantResult[];
@@ -81,6 +82,7 @@ const SUMMARY_KEY: Record<TenantStatus, Exclude<keyof FleetSummary, 'total' | 'm
   migrated: 'migrated',
   'rolled-back': 'rolledBack',
   provisioned: 'provisioned',
+  seeded: 'seeded',
   'up-to-date': 'upToDate',
   failed: 'failed',
   skipped: 'skipped',

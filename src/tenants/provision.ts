@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { citusSettingOf, DISTRIBUTE_NEXT_SCHEMA, distributesSchemas } from '../citus/detect.ts';
 import { UsageError } from '../errors.ts';
+import { seedTenantSchema } from '../seeds/run-seeds.ts';
+import { loadSeeds, type Seed } from '../seeds/seed-source.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { bookkeepingDdl } from '../migration/bookkeeping.ts';
@@ -16,6 +18,13 @@ import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, type 
 import { registryName, registrySql, type RegistryTable } from './registry-table.ts';
 import { recordRelease } from './releases.ts';
 
+export interface ProvisionOptions {
+  /** Run the tenant seeds in each new org's provisioning transaction. */
+  seed?: boolean;
+  /** The tenant seeds directory. Default `seeds/tenant`. */
+  seedsDirectory?: string;
+}
+
 /**
  * Provisions organisations: for each org id, in ONE transaction, creates its schema, applies every
  * tenant migration, writes the bookkeeping and registers it. Idempotent: an org that is already
@@ -29,12 +38,14 @@ import { recordRelease } from './releases.ts';
 export async function provisionTenant(
   knex: Knex,
   orgIds: readonly string[],
-  options: Omit<TenantCommandOptions, 'tenants'> = {},
+  options: Omit<TenantCommandOptions, 'tenants'> & ProvisionOptions = {},
 ): Promise<FleetResult> {
   const started = performance.now();
   const wanted = validateOrgIds(orgIds);
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
+  // Loaded before anything is written: a missing directory or a broken seed file changes nothing.
+  const seeds = options.seed ? await loadSeeds(path.resolve(options.seedsDirectory ?? 'seeds/tenant')) : undefined;
   // On a Citus coordinator each new schema is made a distributed schema (src/citus/detect.ts).
   const distribute = await distributesSchemas(knex, citusSettingOf(options));
   await ensureRegistry(knex, registry);
@@ -45,7 +56,7 @@ export async function provisionTenant(
   // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
   await recordRelease(knex, registry, source.names);
   options.onStart?.(tenants.length);
-  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute }), {
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute, seeds }), {
     concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
@@ -97,7 +108,7 @@ async function provisionOne(
   registry: RegistryTable,
   source: MigrationSource,
   tenant: TenantRecord,
-  { onWarning, replay, distribute }: { onWarning(message: string): void; replay: boolean; distribute: boolean },
+  { onWarning, replay, distribute, seeds }: { onWarning(message: string): void; replay: boolean; distribute: boolean; seeds?: readonly Seed[] },
 ) {
   let created = false;
   const createSchema = distribute ? [DISTRIBUTE_NEXT_SCHEMA] : [];
@@ -138,6 +149,12 @@ async function provisionOne(
       created = true;
     },
     finish: recordTenantState(registry, tenant.schema),
+    // A new org's seeds, in the transaction that creates it (an org provisioned before is not reseeded).
+    complete: seeds
+      ? async (trx) => {
+          if (created) await seedTenantSchema(trx, tenant.schema, seeds);
+        }
+      : undefined,
   });
   const status = created || via === 'replay' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
   return { status, migrations: plan.steps } as const;

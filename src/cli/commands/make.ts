@@ -22,4 +22,22 @@ export const registerMakeCommands: Register = (program: Command, run) => {
         }),
       );
   }
+
+  program
+    .command('migrate:make:seed')
+    .description('create a timestamped, typed seed file in the tenant seeds directory (or the master one with --master)')
+    .argument('<name>', 'what the seed fills in, e.g. default_settings')
+    .option('--master', 'in MASTER_SEEDS_DIR instead of TENANT_SEEDS_DIR')
+    .option('--json', 'print the result as JSON on stdout')
+    .action((name: string, flags: { json?: boolean; master?: boolean }) =>
+      run('migrate:make:seed', flags, async (output) => {
+        const config = loadConfig({ requireDatabase: false, requireMigrationDirs: false });
+        const { makeSeed } = await import('../../migration/make-migration.ts');
+        const file = makeSeed(flags.master ? config.masterSeedsDir : config.tenantSeedsDir, name);
+        const shown = path.relative(process.cwd(), file);
+        if (output.json) output.document({ command: 'migrate:make:seed', ok: true, file: shown });
+        else output.info(`Created ${shown}`);
+        return 0;
+      }),
+    );
 };

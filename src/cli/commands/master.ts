@@ -37,6 +37,26 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     );
 };
 
+export const registerSeedMasterCommand: Register = (program: Command, run) => {
+  program
+    .command('seed:master')
+    .description('run the master seeds (MASTER_SEEDS_DIR) in one transaction, in name order')
+    .option('--json', 'print the result as JSON on stdout')
+    .action((flags: { json?: boolean }) =>
+      run('seed:master', flags, (output) =>
+        withDatabase({}, async (db, config) => {
+          const { seedMaster } = await import('../../seeds/run-seeds.ts');
+          const result = await seedMaster(db.knex, { directory: config.masterSeedsDir });
+          output.result(result);
+          if (output.json) output.document(result);
+          else if (result.ok) output.info(`seed:master: ran ${result.seeds.length} seed${result.seeds.length === 1 ? '' : 's'} in public (${result.ms} ms)${result.seeds.map((name) => `\n  ${name}`).join('')}`);
+          else output.info(`seed:master failed, nothing kept: ${result.error}`);
+          return result.ok ? 0 : 1;
+        }),
+      ),
+    );
+};
+
 function report(output: Output, result: MasterResult): 0 | 1 {
   output.result(result);
   if (output.json) output.document(result);

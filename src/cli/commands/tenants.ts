@@ -14,6 +14,7 @@ interface FleetFlags {
   all?: boolean;
   to?: string;
   verify?: boolean;
+  seed?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -38,14 +39,26 @@ export const registerTenantCommands: Register = (program: Command, run) => {
       .description("create each org's schema, apply every tenant migration and register it (atomic, idempotent)")
       .argument('<orgId...>', 'Clerk org ids, e.g. org_2abc123def456'),
     false,
-  ).action((orgIds: string[], flags: FleetFlags) =>
-    run('provision:tenant', flags, (output) =>
-      runFleetCommand(output, flags, 'provision:tenant', async (knex, options) => {
-        const { provisionTenant } = await import('../../tenants/provision.ts');
-        return provisionTenant(knex, orgIds, options);
-      }),
-    ),
-  );
+  )
+    .option('--seed', "run the tenant seeds (TENANT_SEEDS_DIR) in each new org's provisioning transaction")
+    .action((orgIds: string[], flags: FleetFlags) =>
+      run('provision:tenant', flags, (output) =>
+        runFleetCommand(output, flags, 'provision:tenant', async (knex, options, config) => {
+          const { provisionTenant } = await import('../../tenants/provision.ts');
+          return provisionTenant(knex, orgIds, { ...options, seed: flags.seed, seedsDirectory: config.tenantSeedsDir });
+        }),
+      ),
+    );
+
+  fleetOptions(program.command('seed:tenants').description('run the tenant seeds in every tenant (one transaction each, re-runnable seeds)'))
+    .action((flags: FleetFlags) =>
+      run('seed:tenants', flags, (output) =>
+        runFleetCommand(output, flags, 'seed:tenants', async (knex, options, config) => {
+          const { seedTenants } = await import('../../seeds/run-seeds.ts');
+          return seedTenants(knex, { ...options, seedsDirectory: config.tenantSeedsDir });
+        }),
+      ),
+    );
 
   fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant'))
     .option('--verify', "open every tenant and migrate it from its own knex_migrations, correcting the registry (after a restore, or a schema changed by hand)")
@@ -76,7 +89,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     );
 };
 
-type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions) => Promise<FleetResult>;
+type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions, config: import('../../config/load-config.ts').Config) => Promise<FleetResult>;
 
 async function runFleetCommand(output: Output, flags: FleetFlags, command: string, call: FleetCall): Promise<number> {
   return withDatabase(flags, async (db, config, concurrency) => {
@@ -94,7 +107,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
         onWarning: output.warn,
-      });
+      }, config);
     } finally {
       progress.stop();
     }
