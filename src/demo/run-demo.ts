@@ -104,17 +104,20 @@ async function demo(): Promise<void> {
     DATABASE_URL: server.url,
     MASTER_MIGRATIONS_DIR: path.join(repoRoot, 'migrations/master'),
     TENANT_MIGRATIONS_DIR: tenantTree,
+    MASTER_SEEDS_DIR: path.join(repoRoot, 'seeds/master'),
+    TENANT_SEEDS_DIR: path.join(repoRoot, 'seeds/tenant'),
     // PGlite is a single session: one connection, tenants take turns on it.
     DB_POOL_MAX: String(EMBEDDED_POOL_SIZE),
     // …so one tenant at a time, said here rather than by a warning on every command.
     TENANT_CONCURRENCY: String(EMBEDDED_POOL_SIZE),
   });
   try {
-    heading('1. Shared tables in public (and the pgvector extension)');
+    heading('1. Shared tables in public (and the pgvector extension), and their seed data');
     await cli('migrate:master');
+    await cli('seed:master');
 
-    heading('2. Three customer organisations sign up: one schema each');
-    await cli('provision:tenant', ...ORGS);
+    heading('2. Three customer organisations sign up: one schema each, seeded with default settings');
+    await cli('provision:tenant', ...ORGS, '--seed');
 
     heading(`3. A new release adds ${newest}: the fleet is behind`);
     fs.copyFileSync(path.join(shipped, newest), path.join(tenantTree, newest));
@@ -134,7 +137,7 @@ async function demo(): Promise<void> {
     await cli('status', '--json');
 
     heading('8. Support: one read-only query across every tenant');
-    await cli('query:tenants', '--sql', 'select count(*)::int as messages from chat_messages');
+    await cli('query:tenants', '--sql', 'select count(*)::int as messages, (select count(*)::int from org_settings) as settings from chat_messages');
 
     heading('9. Who changed what, when: the run history');
     await cli('history');
