@@ -19,7 +19,7 @@ describe('pnpm demo', () => {
     expect(output).toMatch(/0\.\d{4} {2}Tips for running a 1:1 with my manager/); // the nearest neighbour comes first
     expect(output).toContain('3 rolled back');
     expect(output).toContain('seed:master: ran 1 seed in public');
-    expect(output).toMatch(/org_2demoAcmeCorp\s+3\s+3\n/); // 3 messages (step 5), 3 seeded settings // query:tenants: the three messages of step 5
+    expect(output).toMatch(/org_2demoAcmeCorp\s+3\s+3\n/); // query:tenants: 3 messages (step 5), 3 seeded settings
     expect(output).toMatch(/ok\s+.*rollback:tenants/); // the history lists the demo's own runs
     expect(output).toContain('Demo finished');
     // It leaves nothing behind in the project (its temporary tree lived under .tenant-migrate/).
