@@ -25,6 +25,8 @@ export { listRuns, startRun, finishRun, RUNS_TABLE, type RunRecord, type RunFail
 export { currentActor, redactArgs, type Actor } from './history/actor.ts';
 export { seedMaster, seedTenants, type SeedMasterResult } from './seeds/run-seeds.ts';
 export { makeSeed } from './migration/make-migration.ts';
+export { deprovisionTenant, type DeprovisionOptions, type DeprovisionResult } from './backup/deprovision.ts';
+export { restoreTenant, type RestoreOptions, type RestoreResult } from './backup/restore.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
 export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';

@@ -36,6 +36,8 @@ export interface Config {
   masterSeedsDir: string;
   /** `TENANT_SEEDS_DIR` (default seeds/tenant). */
   tenantSeedsDir: string;
+  /** `PG_BIN_DIR`: where pg_dump, pg_restore and psql are looked for before PATH. */
+  pgBinDir: string | undefined;
   tenantConcurrency: number;
   /** Most connections the pool may open (`DB_POOL_MAX`); undefined = concurrency + 1. */
   poolMax: number | undefined;
@@ -110,6 +112,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     tenantMigrationsDir: readDirectory(env, cwd, 'TENANT_MIGRATIONS_DIR', 'migrations/tenant', requireDirs),
     masterSeedsDir: readDirectory(env, cwd, 'MASTER_SEEDS_DIR', 'seeds/master', false),
     tenantSeedsDir: readDirectory(env, cwd, 'TENANT_SEEDS_DIR', 'seeds/tenant', false),
+    pgBinDir: env.PG_BIN_DIR?.trim() ? path.resolve(cwd, env.PG_BIN_DIR.trim()) : undefined,
     tenantConcurrency: readPositiveInt(env, 'TENANT_CONCURRENCY', DEFAULT_CONCURRENCY),
     poolMax: env.DB_POOL_MAX?.trim() ? parseConcurrency(env.DB_POOL_MAX, 'DB_POOL_MAX') : undefined,
     fastPath: readOnOff(env, 'TENANT_MIGRATE_FAST_PATH', true),

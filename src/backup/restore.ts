@@ -1,0 +1,127 @@
+/**
+ * `restore:tenant <manifest.json>`: brings back a deprovisioned org from its backup, all or
+ * nothing. Refused (exit 2, nothing changed) when the dump's sha256 differs from the manifest's,
+ * or when the org is registered or its schema exists. The dump is replayed by `pg_restore` into
+ * `psql --single-transaction` together with the registry row — one transaction: the schema and the
+ * row appear together or not at all. The row records what the restored `knex_migrations` says, and
+ * the result lists the tenant tree's migrations the restored schema is behind on.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import type { ConnectionSettings } from '../config/load-config.ts';
+import { schemaLockKey } from '../db/advisory-lock.ts';
+import { UsageError } from '../errors.ts';
+import { listMigrationNames } from '../migration/source.ts';
+import { printableOrgId } from '../tenants/naming.ts';
+import { registryOf } from '../tenants/options.ts';
+import { ensureRegistry, insertTenantSql } from '../tenants/registry.ts';
+import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
+import { readManifest, sha256Of } from './manifest.ts';
+import { findTool, libpqEnvironment, type FoundTool } from './pg-tools.ts';
+
+export interface RestoreOptions {
+  connection?: ConnectionSettings;
+  pgBinDir?: string;
+  /** The tenant tree, to say what the restored tenant is behind on. Default migrations/tenant. */
+  directory?: string;
+  registry?: RegistryTable;
+}
+
+export interface RestoreResult {
+  command: 'restore:tenant';
+  ok: true;
+  orgId: string;
+  schema: string;
+  /** Newest migration and count in the restored schema's own knex_migrations. */
+  newestMigration: string | null;
+  migrationCount: number;
+  /** Tenant-tree migrations the restored schema has not applied (`migrate:tenants` brings them). */
+  pending: string[];
+  ms: number;
+}
+
+export async function restoreTenant(knex: Knex, manifestPath: string, options: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const manifestFile = path.resolve(manifestPath);
+  const manifest = readManifest(manifestFile);
+  const dumpFile = path.join(path.dirname(manifestFile), manifest.dumpFile);
+  let actual: string;
+  try {
+    actual = await sha256Of(dumpFile);
+  } catch (error) {
+    throw new UsageError(`The dump ${dumpFile} named by the manifest cannot be read (${(error as Error).message}). Nothing was changed.`);
+  }
+  if (actual !== manifest.sha256) {
+    throw new UsageError(`The dump ${dumpFile} does not match its manifest (sha256 ${actual}, manifest ${manifest.sha256}): it was changed or damaged. Nothing was changed.`);
+  }
+  if (!options.connection) {
+    throw new UsageError('restore:tenant needs a real PostgreSQL server that pg_restore can reach; the embedded server (DATABASE_URL=embedded, PGlite) cannot be restored into. Nothing was changed.');
+  }
+  const registry = registryOf(options);
+  await ensureRegistry(knex, registry);
+  const { rows } = await knex.raw<{ rows: { registered: boolean; schemaExists: boolean; num: string }[] }>(
+    `select exists (select 1 from ${registrySql(registry)} where org_id = ? or schema_name = ?) as registered,
+            exists (select 1 from pg_namespace where nspname = ?) as "schemaExists",
+            current_setting('server_version_num') as num`,
+    [manifest.orgId, manifest.schema, manifest.schema],
+  );
+  const state = rows[0]!;
+  if (state.registered) throw new UsageError(`${printableOrgId(manifest.orgId)} (or its schema ${manifest.schema}) is registered: restore only brings back a deprovisioned org. Nothing was changed.`);
+  if (state.schemaExists) throw new UsageError(`The schema ${manifest.schema} exists: drop it (or deprovision it) before restoring over it. Nothing was changed.`);
+  const serverMajor = Math.floor(Number(state.num) / 10000);
+  const [pgRestore, psql] = [await findTool('pg_restore', serverMajor, options.pgBinDir), await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir)];
+
+  const { env, cleanup } = libpqEnvironment(options.connection);
+  try {
+    const [lockClass, lockId] = schemaLockKey(manifest.schema);
+    const registryRow = `${insertTenantSql(registry, manifest.orgId, manifest.schema)};
+      update ${registrySql(registry)} set migration_version = (select max(name) from "${manifest.schema}".knex_migrations),
+             migration_count = (select count(*) from "${manifest.schema}".knex_migrations) where schema_name = '${manifest.schema}';`;
+    await replayDump(pgRestore, psql, dumpFile, env, `select pg_advisory_xact_lock(${lockClass}, ${lockId});\n`, registryRow);
+  } finally {
+    cleanup();
+  }
+  const [restored] = (await knex.withSchema(manifest.schema).from('knex_migrations').max('name as newest').count('* as count')) as { newest: string | null; count: string }[];
+  const applied = new Set((await knex.withSchema(manifest.schema).from('knex_migrations').pluck('name')) as string[]);
+  const pending = listMigrationNames(path.resolve(options.directory ?? 'migrations/tenant')).filter((name) => !applied.has(name));
+  return {
+    command: 'restore:tenant',
+    ok: true,
+    orgId: manifest.orgId,
+    schema: manifest.schema,
+    newestMigration: restored?.newest ?? null,
+    migrationCount: Number(restored?.count ?? 0),
+    pending,
+    ms: Math.round(performance.now() - started),
+  };
+}
+
+/**
+ * pg_restore writes the dump as SQL; psql runs it, between `before` and `after`, as one transaction
+ * that stops at the first error (ON_ERROR_STOP) — so nothing of a failed restore stays.
+ */
+function replayDump(pgRestore: FoundTool, psql: FoundTool, dumpFile: string, env: NodeJS.ProcessEnv, before: string, after: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const restore = spawn(pgRestore.path, ['--file=-', '--no-owner', dumpFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sql = spawn(psql.path, ['-X', '-q', '--no-password', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    let errors = '';
+    restore.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    sql.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    sql.stdin.on('error', () => {}); // psql stopped early: its exit code tells
+    sql.stdin.write(before);
+    restore.stdout.pipe(sql.stdin, { end: false });
+    let restoreCode: number | null = null;
+    restore.on('close', (code) => {
+      restoreCode = code;
+      if (code === 0) sql.stdin.end(`\n${after}\n`);
+      else sql.kill('SIGTERM'); // a damaged dump: psql must not commit what it got so far
+    });
+    restore.on('error', reject);
+    sql.on('error', reject);
+    sql.on('close', (code) => {
+      if (code === 0 && restoreCode === 0) resolve();
+      else reject(new Error(`restore failed, nothing kept: ${errors.trim().split('\n').slice(0, 5).join(' / ') || `pg_restore exited ${restoreCode}, psql ${code}`}`));
+    });
+  });
+}
