@@ -110,7 +110,10 @@ describe('query:tenants', () => {
     const largeObjects = async () => Number((await db.knex().raw('select count(*) as n from pg_largeobject_metadata')).rows[0].n);
     const before = await largeObjects();
     const written = await queryTenants(db.knex(), 'select lo_create(0) > 0 as made');
-    expect(written.rows.map((row) => row.made)).toEqual([true, true, true]);
+    // PostgreSQL 15 lets lo_create() run READ ONLY (the rollback undoes it); 17 refuses it. Either
+    // way each tenant answered, and no large object is left.
+    expect(written.rows.length + written.failed.length).toBe(3);
+    for (const row of written.rows) expect(row.made).toBe(true);
     expect(await largeObjects()).toBe(before);
 
     const held = await queryTenants(db.knex(), "select pg_advisory_lock(4242) is not null as locked, set_config('search_path', 'pg_catalog', false) as path", { concurrency: 1 });
