@@ -122,7 +122,8 @@ describe('deprovision:tenant and restore:tenant', () => {
     const manifest = done.tenants[0].manifest as string;
     const dump = path.join(backupDir, JSON.parse(fs.readFileSync(manifest, 'utf8')).dumpFile);
     const bytes = fs.readFileSync(dump);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = bytes[middle]! ^ 0xff;
     fs.writeFileSync(dump, bytes);
     const result = await runCli(['restore:tenant', manifest], { env: env() });
     expect(result.code).toBe(2);
