@@ -1,10 +1,13 @@
 /**
  * `deprovision:tenant`: removes orgs — each with a verified backup first, unless `noBackup`. For
  * each org, under its advisory lock (held by a pinned session for the whole job, so no migration of
- * the tenant runs between the dump and the drop): pg_dump the schema (custom format), check the
- * dump reads back (`pg_restore --list` finds the schema), write the manifest, and only then drop
- * the schema and delete the registry row in ONE transaction. A dump that fails or does not verify
- * leaves the tenant untouched.
+ * the tenant runs between the dump and the drop): dump the schema, check the dump reads back, write
+ * the manifest, and only then drop the schema and delete the registry row in ONE transaction. A
+ * dump that fails or does not verify leaves the tenant untouched.
+ *
+ * Two dumpers: pg_dump (custom format, verified with `pg_restore --list`) for a server, and the
+ * embedded server's own (plain SQL from pg_dump compiled to WebAssembly, verified by PostgreSQL's
+ * parser) for PGlite, which no pg_dump binary can reach.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +15,7 @@ import type { Knex } from 'knex';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { UsageError } from '../errors.ts';
+import { parseSql } from '../db/parse-sql.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { printableOrgId, validateOrgIds } from '../tenants/naming.ts';
 import { registryOf } from '../tenants/options.ts';
@@ -26,8 +30,13 @@ export interface DeprovisionOptions {
   backupDir?: string;
   /** Drop without a backup — the data is gone for good. */
   noBackup?: boolean;
-  /** The connection pg_dump uses (the CLI passes the configured one). Required with a backup. */
+  /** The connection pg_dump uses (the CLI passes the configured one). A backup needs it or `dumpSchema`. */
   connection?: ConnectionSettings;
+  /**
+   * An in-process dumper returning a plain-SQL dump of one schema — the embedded server's
+   * (`Database.dumpSchema`). Used instead of pg_dump when given.
+   */
+  dumpSchema?(schema: string): Promise<string>;
   /** Where pg_dump and pg_restore are looked for first (`PG_BIN_DIR`), before PATH. */
   pgBinDir?: string;
   /** pg_dump's --lock-wait-timeout: how long it waits for a table a transaction holds. Default 60 s. */
@@ -83,23 +92,21 @@ export async function deprovisionTenant(knex: Knex, orgIds: readonly string[], o
   return { command: 'deprovision:tenant', ok: results.every((r) => r.status === 'deprovisioned'), backup: Boolean(backup), tenants: results, ms: elapsed(started) };
 }
 
+/** Where and how dumps are taken: one per schema, written and verified before anything is dropped. */
 interface Backup {
   dir: string;
-  dump: Awaited<ReturnType<typeof findTool>>;
-  restore: Awaited<ReturnType<typeof findTool>>;
-  env: NodeJS.ProcessEnv;
   serverVersion: string;
-  lockWaitTimeoutMs: number;
+  /** Writes `<base>.dump` (custom) or `<base>.sql` (plain), checks that it reads back with its schema. */
+  dump(schema: string, base: string): Promise<Pick<BackupManifest, 'format' | 'pgDumpVersion'> & { file: string }>;
   cleanup(): void;
 }
 
 async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<Backup> {
-  if (!options.connection) {
-    throw new UsageError('A backup needs a real PostgreSQL server that pg_dump can reach; the embedded server (DATABASE_URL=embedded, PGlite) cannot be dumped. Use --no-backup there, or a server. Nothing was changed.');
+  if (!options.connection && !options.dumpSchema) {
+    throw new UsageError('A backup needs the connection pg_dump uses (or, on the embedded server, its dumper). Nothing was changed.');
   }
   const { rows } = await knex.raw<{ rows: { num: string; version: string }[] }>("select current_setting('server_version_num') as num, current_setting('server_version') as version");
-  const serverMajor = Math.floor(Number(rows[0]!.num) / 10000);
-  const [dump, restore] = [await findTool('pg_dump', serverMajor, options.pgBinDir), await findTool('pg_restore', serverMajor, options.pgBinDir)];
+  const serverVersion = rows[0]!.version;
   const dir = path.resolve(options.backupDir!);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -107,8 +114,49 @@ async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<B
   } catch (error) {
     throw new UsageError(`--backup-dir ${dir} cannot be created or written (${(error as Error).message}). Nothing was changed.`);
   }
-  const { env, cleanup } = libpqEnvironment(options.connection);
-  return { dir, dump, restore, env, serverVersion: rows[0]!.version, lockWaitTimeoutMs: options.lockWaitTimeoutMs ?? 60_000, cleanup };
+  if (options.dumpSchema) return inProcessBackup(dir, serverVersion, options.dumpSchema);
+  const serverMajor = Math.floor(Number(rows[0]!.num) / 10000);
+  const [dump, restore] = [await findTool('pg_dump', serverMajor, options.pgBinDir), await findTool('pg_restore', serverMajor, options.pgBinDir)];
+  const { env, cleanup } = libpqEnvironment(options.connection!);
+  const lockWaitTimeoutMs = options.lockWaitTimeoutMs ?? 60_000;
+  return {
+    dir,
+    serverVersion,
+    cleanup,
+    async dump(schema, base) {
+      const file = `${base}.dump`;
+      await runTool(dump, ['--format=custom', `--schema=${schema}`, `--file=${file}`, `--lock-wait-timeout=${lockWaitTimeoutMs}`, '--no-password'], env);
+      const listing = await runTool(restore, ['--list', file], env);
+      if (!new RegExp(`\\bSCHEMA - ${schema}\\b`).test(listing)) {
+        throw new Error(`the dump ${file} does not read back with its schema (pg_restore --list); nothing was dropped`);
+      }
+      return { file, format: 'custom', pgDumpVersion: dump.version };
+    },
+  };
+}
+
+/** The embedded server's dumper: plain SQL, checked complete and parsed by PostgreSQL's parser. */
+function inProcessBackup(dir: string, serverVersion: string, dumpSchema: (schema: string) => Promise<string>): Backup {
+  return {
+    dir,
+    serverVersion,
+    cleanup: () => {},
+    async dump(schema, base) {
+      const file = `${base}.sql`;
+      const sql = await dumpSchema(schema);
+      fs.writeFileSync(file, sql, { mode: 0o600 });
+      const readBack = fs.readFileSync(file, 'utf8');
+      const statements = await parseSql(readBack).catch((error: unknown) => {
+        throw new Error(`the dump ${file} does not parse (${(error as Error).message}); nothing was dropped`);
+      });
+      const createsSchema = statements.some((statement) => (statement.stmt?.CreateSchemaStmt as { schemaname?: string } | undefined)?.schemaname === schema);
+      if (!createsSchema || !/\n-- PostgreSQL database dump complete\n--\s*$/.test(readBack)) {
+        throw new Error(`the dump ${file} is incomplete (no CREATE SCHEMA ${schema}, or no end marker); nothing was dropped`);
+      }
+      const version = /^-- Dumped by pg_dump version (\S+)/m.exec(readBack)?.[1] ?? 'unknown';
+      return { file, format: 'plain', pgDumpVersion: `${version} (PGlite)` };
+    },
+  };
 }
 
 async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: TenantRecord, backup: Backup | undefined): Promise<DeprovisionedTenant> {
@@ -152,23 +200,15 @@ async function dumpAndVerify(
 ): Promise<{ manifestFile: string; dumpSize: number }> {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const name = `${fileSafeOrgId(tenant.orgId)}__${tenant.schema}__${stamp}`;
-  const dumpFile = path.join(backup.dir, `${name}.dump`);
-  const manifestFile = path.join(backup.dir, `${name}.json`);
-  files.push(dumpFile, manifestFile);
+  const base = path.join(backup.dir, name);
+  const manifestFile = `${base}.json`;
+  files.push(`${base}.dump`, `${base}.sql`, manifestFile);
   // The state the dump holds, read under the lock that keeps it so.
   const [row] = (await knex(registry.table).withSchema(registry.schema).where({ schema_name: tenant.schema }).select('migration_version', 'migration_count').connection(connection)) as {
     migration_version: string | null;
     migration_count: number;
   }[];
-  await runTool(
-    backup.dump,
-    ['--format=custom', `--schema=${tenant.schema}`, `--file=${dumpFile}`, `--lock-wait-timeout=${backup.lockWaitTimeoutMs}`, '--no-password'],
-    backup.env,
-  );
-  const listing = await runTool(backup.restore, ['--list', dumpFile], backup.env);
-  if (!new RegExp(`\\bSCHEMA - ${tenant.schema}\\b`).test(listing)) {
-    throw new Error(`the dump ${dumpFile} does not read back with its schema (pg_restore --list); nothing was dropped`);
-  }
+  const { file: dumpFile, format, pgDumpVersion } = await backup.dump(tenant.schema, base);
   const dumpSize = fs.statSync(dumpFile).size;
   const manifest: BackupManifest = {
     orgId: tenant.orgId,
@@ -176,8 +216,8 @@ async function dumpAndVerify(
     newestMigration: row?.migration_version ?? null,
     migrationCount: row?.migration_count ?? 0,
     serverVersion: backup.serverVersion,
-    pgDumpVersion: backup.dump.version,
-    format: 'custom',
+    pgDumpVersion,
+    format,
     dumpFile: path.basename(dumpFile),
     dumpSize,
     sha256: await sha256Of(dumpFile),

@@ -11,7 +11,8 @@ export interface BackupManifest {
   migrationCount: number;
   serverVersion: string;
   pgDumpVersion: string;
-  format: 'custom';
+  /** `custom`: pg_dump's archive (pg_restore reads it); `plain`: SQL, from the embedded server's dumper. */
+  format: 'custom' | 'plain';
   /** The dump's file name, in the manifest's directory. */
   dumpFile: string;
   dumpSize: number;
@@ -37,7 +38,7 @@ export function readManifest(file: string): BackupManifest {
   for (const key of strings) {
     if (typeof value[key] !== 'string' || value[key] === '') throw new UsageError(`${file}: the manifest has no "${key}". Nothing was changed.`);
   }
-  if (value.format !== 'custom' || !/^tid_[0-9a-f]{10}$/.test(value.schema!) || value.dumpFile!.includes('/') || value.dumpFile!.includes('\\')) {
+  if ((value.format !== 'custom' && value.format !== 'plain') || !/^tid_[0-9a-f]{10}$/.test(value.schema!) || value.dumpFile!.includes('/') || value.dumpFile!.includes('\\')) {
     throw new UsageError(`${file} is not a tenant-migrate backup manifest (format, schema or dump file name). Nothing was changed.`);
   }
   return value as BackupManifest;

@@ -3,10 +3,13 @@
  * nothing. Refused (exit 2, nothing changed) when the dump's sha256 differs from the manifest's,
  * or when the org is registered or its schema exists. The dump is replayed by `pg_restore` into
  * `psql --single-transaction` together with the registry row — one transaction: the schema and the
- * row appear together or not at all. The row records what the restored `knex_migrations` says, and
- * the result lists the tenant tree's migrations the restored schema is behind on.
+ * row appear together or not at all. A plain-SQL dump (the embedded server's) is sent the same way
+ * through our own connection, as one script: begin, the lock, the dump, the row, commit. The row
+ * records what the restored `knex_migrations` says, and the result lists the tenant tree's
+ * migrations the restored schema is behind on.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import type { ConnectionSettings } from '../config/load-config.ts';
@@ -55,8 +58,8 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   if (actual !== manifest.sha256) {
     throw new UsageError(`The dump ${dumpFile} does not match its manifest (sha256 ${actual}, manifest ${manifest.sha256}): it was changed or damaged. Nothing was changed.`);
   }
-  if (!options.connection) {
-    throw new UsageError('restore:tenant needs a real PostgreSQL server that pg_restore can reach; the embedded server (DATABASE_URL=embedded, PGlite) cannot be restored into. Nothing was changed.');
+  if (manifest.format === 'custom' && !options.connection) {
+    throw new UsageError('This backup is a pg_dump archive: restoring it needs pg_restore and a server it can reach, not the embedded server (DATABASE_URL=embedded, PGlite). Nothing was changed.');
   }
   const registry = registryOf(options);
   await ensureRegistry(knex, registry);
@@ -69,18 +72,22 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   const state = rows[0]!;
   if (state.registered) throw new UsageError(`${printableOrgId(manifest.orgId)} (or its schema ${manifest.schema}) is registered: restore only brings back a deprovisioned org. Nothing was changed.`);
   if (state.schemaExists) throw new UsageError(`The schema ${manifest.schema} exists: drop it (or deprovision it) before restoring over it. Nothing was changed.`);
-  const serverMajor = Math.floor(Number(state.num) / 10000);
-  const [pgRestore, psql] = [await findTool('pg_restore', serverMajor, options.pgBinDir), await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir)];
-
-  const { env, cleanup } = libpqEnvironment(options.connection);
-  try {
-    const [lockClass, lockId] = schemaLockKey(manifest.schema);
-    const registryRow = `${insertTenantSql(registry, manifest.orgId, manifest.schema)};
+  const [lockClass, lockId] = schemaLockKey(manifest.schema);
+  const lock = `select pg_advisory_xact_lock(${lockClass}, ${lockId});\n`;
+  const registryRow = `${insertTenantSql(registry, manifest.orgId, manifest.schema)};
       update ${registrySql(registry)} set migration_version = (select max(name) from "${manifest.schema}".knex_migrations),
              migration_count = (select count(*) from "${manifest.schema}".knex_migrations) where schema_name = '${manifest.schema}';`;
-    await replayDump(pgRestore, psql, dumpFile, env, `select pg_advisory_xact_lock(${lockClass}, ${lockId});\n`, registryRow);
-  } finally {
-    cleanup();
+  if (manifest.format === 'plain') {
+    await replayPlainDump(knex, fs.readFileSync(dumpFile, 'utf8'), lock, registryRow);
+  } else {
+    const serverMajor = Math.floor(Number(state.num) / 10000);
+    const [pgRestore, psql] = [await findTool('pg_restore', serverMajor, options.pgBinDir), await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir)];
+    const { env, cleanup } = libpqEnvironment(options.connection!);
+    try {
+      await replayDump(pgRestore, psql, dumpFile, env, lock, registryRow);
+    } finally {
+      cleanup();
+    }
   }
   const [restored] = (await knex.withSchema(manifest.schema).from('knex_migrations').max('name as newest').count('* as count')) as { newest: string | null; count: string }[];
   const applied = new Set((await knex.withSchema(manifest.schema).from('knex_migrations').pluck('name')) as string[]);
@@ -95,6 +102,28 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
     pending,
     ms: Math.round(performance.now() - started),
   };
+}
+
+/**
+ * A plain-SQL dump, sent as one simple-protocol script on a connection of our own (no Knex binding
+ * processing: a `?` in the data stays a `?`), inside one transaction that commits only if every
+ * statement succeeded. The dump's session settings (search_path '', …) are reset before the
+ * connection goes back to the pool.
+ */
+async function replayPlainDump(knex: Knex, dump: string, before: string, after: string): Promise<void> {
+  const connection = (await knex.client.acquireConnection()) as { query(sql: string): Promise<{ command?: string } | { command?: string }[]> };
+  let committed = false;
+  try {
+    const results = await connection.query(`begin isolation level read committed;\n${before}${dump}\n;\n${after}\ncommit`);
+    committed = [results].flat().at(-1)?.command === 'COMMIT';
+    if (!committed) throw new Error('the restore did not commit; nothing kept');
+  } catch (error) {
+    if (!committed) await connection.query('rollback').catch(() => {});
+    throw new Error(`restore failed, nothing kept: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await connection.query('reset all').catch(() => {});
+    await knex.client.releaseConnection(connection);
+  }
 }
 
 /**

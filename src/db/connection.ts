@@ -15,6 +15,8 @@ export interface Database {
   label: ConnectionLabel;
   /** Destroys the pool (and stops the embedded server when one was started). */
   close(): Promise<void>;
+  /** With the embedded server: a plain-SQL dump of one schema, taken on PGlite itself (backups). */
+  dumpSchema?(schema: string): Promise<string>;
 }
 
 export interface OpenOptions {
@@ -70,6 +72,7 @@ const knexLog: Knex.Logger = {
 export async function openDatabase(config: Config, options: OpenOptions = {}): Promise<Database> {
   let connection = config.connection;
   let stopServer: (() => Promise<void>) | undefined;
+  let dumpSchema: Database['dumpSchema'];
   let poolSize = options.poolSize ?? 5;
   if (config.embedded) {
     // Imported only here: PGlite's WebAssembly is not loaded for real servers.
@@ -77,6 +80,7 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
     const server = await startPersistentEmbedded();
     connection = server.connection;
     stopServer = server.stop;
+    dumpSchema = server.dumpSchema;
     // PGlite is one session: more connections would queue at its gate anyway (tenants then queue on the pool).
     poolSize = EMBEDDED_POOL_SIZE;
   }
@@ -95,7 +99,7 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
     await close();
     throw connectionError(label, error);
   }
-  return { knex, label, close };
+  return { knex, label, close, ...(dumpSchema ? { dumpSchema } : {}) };
 }
 
 /** Wraps an existing Knex instance (library callers bring their own). */

@@ -51,6 +51,12 @@ export interface EmbeddedServer {
   url: string;
   /** Closes the listener, every client connection and PGlite; safe to call more than once. */
   stop(): Promise<void>;
+  /**
+   * A plain-SQL dump of one schema (pg_dump compiled to WebAssembly, `@electric-sql/pglite-tools`),
+   * taken on PGlite itself: no pg_dump binary can reach it (PGlite is a newer PostgreSQL than most
+   * clients, and one session). Call it while this process's client holds no open transaction.
+   */
+  dumpSchema(schema: string): Promise<string>;
 }
 
 export interface EmbeddedServerOptions {
@@ -95,7 +101,7 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     const url = `postgres://${USER}@${HOST}:${port}/${DATABASE}`;
     let stopping: Promise<void> | undefined;
     const stop = () => (stopping ??= shutdown(db!, inner!, gate!).finally(releaseLock));
-    return { connection, url, stop };
+    return { connection, url, stop, dumpSchema: (schema) => dumpSchema(db!, schema) };
   } catch (error) {
     await shutdown(db, inner, gate).catch(() => {});
     releaseLock();
@@ -111,6 +117,23 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
  */
 export function startPersistentEmbedded(cwd: string = process.cwd()): Promise<EmbeddedServer> {
   return startEmbeddedServer({ dataDir: path.join(cwd, PERSISTENT_DATA_DIR) });
+}
+
+/**
+ * pg_dump runs in PGlite's one session — the session the served client uses too. It ends with that
+ * session inside the read-only transaction it opened and with its own settings (search_path '', …),
+ * as a real pg_dump ends by disconnecting; here the session goes on, so it is handed back clean:
+ * the transaction rolled back and every setting reset. Session advisory locks stay (RESET ALL and
+ * ROLLBACK keep them), so a caller's lock on the tenant holds from the dump to the drop.
+ */
+async function dumpSchema(db: PGlite, schema: string): Promise<string> {
+  const { pgDump } = await import('@electric-sql/pglite-tools/pg_dump');
+  try {
+    const file = await pgDump({ pg: db, args: [`--schema=${schema}`, '--no-owner', '--no-privileges'] });
+    return await file.text();
+  } finally {
+    await db.exec('ROLLBACK; RESET ALL');
+  }
 }
 
 async function shutdown(db?: PGlite, inner?: PGLiteSocketServer, gate?: SerialGate): Promise<void> {

@@ -9,7 +9,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
     .command('deprovision:tenant')
     .description("drop orgs' schemas and registry rows, each after a verified pg_dump backup (or --no-backup)")
     .argument('<orgId...>', 'Clerk org ids')
-    .option('--backup-dir <dir>', 'where each dump (custom format) and its manifest (.json) are written')
+    .option('--backup-dir <dir>', 'where each dump (pg_dump custom format; plain SQL on the embedded server) and its manifest (.json) are written')
     .option('--no-backup', 'drop without a backup: the data is gone for good')
     .option('--json', 'print the result as JSON on stdout')
     .action((orgIds: string[], flags: { backupDir?: string; backup: boolean; json?: boolean }) =>
@@ -20,6 +20,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
             backupDir: flags.backupDir,
             noBackup: !flags.backup,
             connection: config.connection,
+            ...(db.dumpSchema ? { dumpSchema: db.dumpSchema } : {}),
             pgBinDir: config.pgBinDir,
             registry: config.registryTable,
             onTenantDone: output.json ? undefined : (tenant) => output.info(deprovisionLine(tenant)),

@@ -1,0 +1,142 @@
+/**
+ * Backups on the embedded server (PGlite): no pg_dump binary can reach it, so deprovision:tenant
+ * uses its own dumper (pg_dump compiled to WebAssembly) and restore:tenant replays the plain SQL
+ * through our connection. The same guarantees as on a server: verified before the drop, all or
+ * nothing on restore, a damaged dump refused, and the session handed back as it was.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { deprovisionTenant } from '../../src/backup/deprovision.ts';
+import { restoreTenant } from '../../src/backup/restore.ts';
+import { knexConfig } from '../../src/db/connection.ts';
+import { EMBEDDED_POOL_SIZE, startEmbeddedServer, type EmbeddedServer } from '../../src/embedded/pglite-server.ts';
+import { tenantSchemaName } from '../../src/tenants/naming.ts';
+import { provisionTenant } from '../../src/tenants/provision.ts';
+import { withTenant } from '../../src/tenants/with-tenant.ts';
+import { copyTree, fixture } from '../support/trees.ts';
+
+let server: EmbeddedServer;
+let knex: Knex;
+let backupDir: string;
+
+beforeAll(async () => {
+  server = await startEmbeddedServer();
+  knex = knexFactory(knexConfig(server.connection, EMBEDDED_POOL_SIZE));
+});
+afterAll(async () => {
+  await knex?.destroy();
+  await server?.stop();
+});
+beforeEach(async () => {
+  backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-pglite-backups-'));
+  const schemas = (await knex.raw("select nspname from pg_namespace where nspname like 'tid\\_%'")).rows as { nspname: string }[];
+  for (const { nspname } of schemas) await knex.raw('drop schema ?? cascade', [nspname]);
+  await knex.raw('drop table if exists public.tenants');
+});
+
+const tree = fixture('tenant-basic');
+const rowsOf = (orgId: string) => withTenant(knex, orgId, (trx) => trx('org_users').orderBy('id').select('id', 'email'));
+const registered = async (orgId: string) => (await knex('tenants').where({ org_id: orgId }).first()) !== undefined;
+const schemaExists = async (orgId: string) =>
+  (await knex.raw('select 1 from pg_namespace where nspname = ?', [tenantSchemaName(orgId)])).rows.length === 1;
+
+describe('deprovision and restore on the embedded server', () => {
+  it('round trip: a verified plain-SQL backup, the drop, a restore — rows (with ? and quotes) and the registry come back', async () => {
+    const orgs = ['org_2pglite', `org_"quote'ü→☃`];
+    await provisionTenant(knex, orgs, { directory: tree });
+    for (const orgId of orgs) {
+      await withTenant(knex, orgId, (trx) => trx('org_users').insert([{ email: `what?@${orgId}` }, { email: "o'brien@x.test" }]));
+    }
+    const before = await Promise.all(orgs.map(rowsOf));
+    const pathBefore = (await knex.raw('show search_path')).rows[0].search_path;
+
+    const result = await deprovisionTenant(knex, orgs, { backupDir, dumpSchema: server.dumpSchema });
+    expect(result.tenants.map((tenant) => [tenant.status, tenant.error])).toEqual([
+      ['deprovisioned', undefined],
+      ['deprovisioned', undefined],
+    ]);
+    for (const orgId of orgs) {
+      expect(await schemaExists(orgId)).toBe(false);
+      expect(await registered(orgId)).toBe(false);
+    }
+    // The dumper ran in the one session the pool uses: it is handed back writable, with its path.
+    expect((await knex.raw('show search_path')).rows[0].search_path).toBe(pathBefore);
+    expect((await knex.raw('show transaction_read_only')).rows[0].transaction_read_only).toBe('off');
+
+    const manifests = result.tenants.map((tenant) => tenant.manifest!);
+    for (const [index, file] of manifests.entries()) {
+      const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+      expect(manifest).toMatchObject({ orgId: result.tenants[index]!.orgId, format: 'plain', newestMigration: '20260201000003_nickname.ts', migrationCount: 3 });
+      expect(manifest.dumpFile).toMatch(/\.sql$/);
+      expect(manifest.pgDumpVersion).toMatch(/\(PGlite\)$/);
+    }
+
+    const ahead = copyTree('tenant-basic');
+    fs.writeFileSync(path.join(ahead, '20260301000004_later.ts'), 'export async function up(knex) { await knex.schema.createTable("later", (t) => t.increments()); }\nexport async function down(knex) { await knex.schema.dropTable("later"); }\n');
+    for (const file of manifests) {
+      const restored = await restoreTenant(knex, file, { directory: ahead });
+      expect(restored).toMatchObject({ ok: true, newestMigration: '20260201000003_nickname.ts', migrationCount: 3, pending: ['20260301000004_later.ts'] });
+    }
+    expect(await Promise.all(orgs.map(rowsOf))).toEqual(before);
+    for (const orgId of orgs) {
+      expect(await knex('tenants').where({ org_id: orgId }).first()).toMatchObject({ schema_name: tenantSchemaName(orgId), migration_version: '20260201000003_nickname.ts', migration_count: 3 });
+    }
+    expect((await knex.raw('show search_path')).rows[0].search_path).toBe(pathBefore);
+    // Restored sequences go on where they were.
+    await withTenant(knex, orgs[0]!, (trx) => trx('org_users').insert({ email: 'next@x.test' }));
+    expect((await rowsOf(orgs[0]!)).at(-1)).toMatchObject({ id: 3, email: 'next@x.test' });
+  });
+
+  it('a dump that fails leaves the tenant untouched and no file behind', async () => {
+    await provisionTenant(knex, ['org_dumpfails'], { directory: tree });
+    const failing = async () => {
+      throw new Error('pg_dump: out of memory');
+    };
+    const result = await deprovisionTenant(knex, ['org_dumpfails'], { backupDir, dumpSchema: failing });
+    expect(result.ok).toBe(false);
+    expect(result.tenants[0]).toMatchObject({ status: 'failed' });
+    expect(result.tenants[0]!.error).toContain('pg_dump: out of memory');
+    expect(await schemaExists('org_dumpfails')).toBe(true);
+    expect(await registered('org_dumpfails')).toBe(true);
+    expect(fs.readdirSync(backupDir)).toEqual([]);
+  });
+
+  it('a truncated dump does not verify: nothing is dropped', async () => {
+    await provisionTenant(knex, ['org_truncated'], { directory: tree });
+    const truncated = async (schema: string) => {
+      const whole = await server.dumpSchema(schema);
+      return whole.slice(0, whole.indexOf('-- PostgreSQL database dump complete'));
+    };
+    const result = await deprovisionTenant(knex, ['org_truncated'], { backupDir, dumpSchema: truncated });
+    expect(result.tenants[0]!.error).toMatch(/is incomplete .* nothing was dropped/);
+    expect(await schemaExists('org_truncated')).toBe(true);
+    expect(await registered('org_truncated')).toBe(true);
+  });
+
+  it('a damaged dump is refused before anything is written, and a restore that fails keeps nothing', async () => {
+    await provisionTenant(knex, ['org_damaged', 'org_badsql'], { directory: tree });
+    const result = await deprovisionTenant(knex, ['org_damaged', 'org_badsql'], { backupDir, dumpSchema: server.dumpSchema });
+    expect(result.ok).toBe(true);
+    const [damaged, badSql] = result.tenants.map((tenant) => tenant.manifest!);
+
+    const damagedDump = path.join(backupDir, JSON.parse(fs.readFileSync(damaged!, 'utf8')).dumpFile);
+    fs.appendFileSync(damagedDump, '-- one more line\n');
+    await expect(restoreTenant(knex, damaged!, { directory: tree })).rejects.toThrow(/does not match its manifest \(sha256 [0-9a-f]{64}, manifest [0-9a-f]{64}\)/);
+    expect(await schemaExists('org_damaged')).toBe(false);
+
+    // A dump whose SQL fails halfway (with a matching sha256: the manifest rewritten): all or nothing.
+    const manifest = JSON.parse(fs.readFileSync(badSql!, 'utf8'));
+    const dumpPath = path.join(backupDir, manifest.dumpFile);
+    const sql = fs.readFileSync(dumpPath, 'utf8').replace('-- PostgreSQL database dump complete', 'select 1/0;\n-- PostgreSQL database dump complete');
+    fs.writeFileSync(dumpPath, sql);
+    const { createHash } = await import('node:crypto');
+    fs.writeFileSync(badSql!, JSON.stringify({ ...manifest, sha256: createHash('sha256').update(sql).digest('hex'), dumpSize: Buffer.byteLength(sql) }));
+    await expect(restoreTenant(knex, badSql!, { directory: tree })).rejects.toThrow(/restore failed, nothing kept: division by zero/);
+    expect(await schemaExists('org_badsql')).toBe(false);
+    expect(await registered('org_badsql')).toBe(false);
+    expect((await knex.raw('show search_path')).rows[0].search_path).not.toBe('');
+  });
+});
