@@ -5,6 +5,7 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, type Config, type ConnectionLabel, type ConnectionSettings } from '../config/load-config.ts';
+import { inProcessServerAt } from '../embedded/in-process.ts';
 import { ConnectionError, UsageError } from '../errors.ts';
 
 // Return int8 (count(*), bigint ids) as JS numbers: our counts are far below 2^53.
@@ -87,6 +88,8 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
   if (!connection) {
     throw new UsageError('No database configured: set DATABASE_URL or the DB_* variables.');
   }
+  // An embedded server this process started, reached by its URL (pnpm demo): its dumper too.
+  dumpSchema ??= inProcessServerAt(connection.host, connection.port)?.dumpSchema;
   const knex = knexFactory(knexConfig(connection, poolSize, config.acquireTimeoutMs));
   const label = labelOf(connection);
   const close = async () => {

@@ -139,7 +139,14 @@ async function demo(): Promise<void> {
     heading('8. Support: one read-only query across every tenant');
     await cli('query:tenants', '--sql', 'select count(*)::int as messages, (select count(*)::int from org_settings) as settings from chat_messages');
 
-    heading('9. Who changed what, when: the run history');
+    heading(`9. ${ORGS[2]} leaves: deprovision with a verified backup, then (they came back) restore`);
+    const backupDir = fs.mkdtempSync(path.join(workDir, 'demo-backups-'));
+    await cli('deprovision:tenant', ORGS[2]!, '--backup-dir', path.relative(process.cwd(), backupDir));
+    const manifest = fs.readdirSync(backupDir).find((file) => file.endsWith('.json'))!;
+    await cli('restore:tenant', path.relative(process.cwd(), path.join(backupDir, manifest)));
+    fs.rmSync(backupDir, { recursive: true, force: true });
+
+    heading('10. Who changed what, when: the run history');
     await cli('history');
   } finally {
     fs.rmSync(tenantTree, { recursive: true, force: true });

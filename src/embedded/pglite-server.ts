@@ -31,6 +31,7 @@ import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { ConnectionError } from '../errors.ts';
+import { registerInProcessServer } from './in-process.ts';
 
 /** How many pool connections a caller may hold at once against the embedded server: exactly one. */
 export const EMBEDDED_POOL_SIZE = 1;
@@ -99,9 +100,15 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     const port = await gate.listen();
     const connection: ConnectionSettings = { host: HOST, port, database: DATABASE, user: USER };
     const url = `postgres://${USER}@${HOST}:${port}/${DATABASE}`;
+    const dump = (schema: string) => dumpSchema(db!, schema);
+    const unregister = registerInProcessServer(port, { dumpSchema: dump });
     let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= shutdown(db!, inner!, gate!).finally(releaseLock));
-    return { connection, url, stop, dumpSchema: (schema) => dumpSchema(db!, schema) };
+    const stop = () =>
+      (stopping ??= shutdown(db!, inner!, gate!).finally(() => {
+        unregister();
+        releaseLock();
+      }));
+    return { connection, url, stop, dumpSchema: dump };
   } catch (error) {
     await shutdown(db, inner, gate).catch(() => {});
     releaseLock();

@@ -20,11 +20,16 @@ describe('pnpm demo', () => {
     expect(output).toContain('3 rolled back');
     expect(output).toContain('seed:master: ran 1 seed in public');
     expect(output).toMatch(/org_2demoAcmeCorp\s+3\s+3\n/); // query:tenants: 3 messages (step 5), 3 seeded settings
+    // A deprovision with a verified backup, then a restore from its manifest, both in the history.
+    expect(output).toMatch(/✔ org_2demoInitech \(tid_[0-9a-f]{10}\) deprovisioned, backup .*\.json \(\d+ bytes, verified\)/);
+    expect(output).toMatch(/restore:tenant: org_2demoInitech \(tid_[0-9a-f]{10}\) restored at 20260101000002_chat_messages\.ts \(3 applied\)/);
     expect(output).toMatch(/ok\s+.*rollback:tenants/); // the history lists the demo's own runs
+    expect(output).toMatch(/ok\s+.*deprovision:tenant org_2demoInitech --backup-dir/);
+    expect(output).toMatch(/ok\s+.*restore:tenant /);
     expect(output).toContain('Demo finished');
     // It leaves nothing behind in the project (its temporary tree lived under .tenant-migrate/).
     const workDir = path.join(repoRoot, '.tenant-migrate');
     const left = fs.existsSync(workDir) ? fs.readdirSync(workDir) : [];
-    expect(left.filter((name) => name.startsWith('demo-tree-'))).toEqual([]);
+    expect(left.filter((name) => name.startsWith('demo-tree-') || name.startsWith('demo-backups-'))).toEqual([]);
   });
 });
