@@ -2,7 +2,7 @@
  * A minimal Clerk webhook endpoint on node:http: POST /webhooks/clerk provisions a tenant for every
  * new organisation (see README.md next to this file).
  *
- *   DATABASE_URL=… CLERK_WEBHOOK_SIGNING_SECRET=whsec_… PORT=3000 node --import tsx examples/clerk-webhook/server.ts
+ *   DATABASE_URL=… CLERK_WEBHOOK_SIGNING_SECRET=whsec_… PORT=3000 [BACKUP_DIR=backups] node --import tsx examples/clerk-webhook/server.ts
  *
  * In your app, import from 'tenant-migrate' instead of '../../src/index.ts'.
  */
@@ -15,6 +15,8 @@ const clerkWebhook = clerkWebhookMiddleware({
   knex: db.knex,
   signingSecret: config.clerk.webhookSigningSecret,
   tenantDirectory: config.tenantMigrationsDir,
+  // BACKUP_DIR=backups: a deleted org is dropped after a verified backup there (default: only marked).
+  ...(process.env.BACKUP_DIR ? { onDeleted: 'deprovision' as const, backupDir: process.env.BACKUP_DIR, connection: config.connection, dumpSchema: db.dumpSchema, pgBinDir: config.pgBinDir } : {}),
 });
 
 const server = http.createServer((req, res) => {

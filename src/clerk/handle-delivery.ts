@@ -4,6 +4,8 @@
  * translate their request and response types to and from this.
  */
 import type { Knex } from 'knex';
+import type { ConnectionSettings } from '../config/load-config.ts';
+import { inProcessServerAt } from '../embedded/in-process.ts';
 import { Webhook, WebhookVerificationError } from 'svix';
 import { registryOf } from '../tenants/options.ts';
 import { ensureRegistry, markTenantDeleted } from '../tenants/registry.ts';
@@ -23,11 +25,21 @@ export interface ClerkWebhookOptions {
   registry?: RegistryTable;
   /**
    * What `organization.deleted` does. `'mark'` (the default) sets the tenant's `deleted_at` and drops
-   * nothing; `status` lists it. `'deprovision'` is refused: tenant-migrate cannot deprovision yet.
+   * nothing; `status` lists it. `'deprovision'` runs `deprovisionTenant` with a verified backup in
+   * `backupDir` first (a failed backup answers 500 and drops nothing).
    */
   onDeleted?: 'mark' | 'deprovision';
-  /** For `onDeleted: 'deprovision'`, once it exists: where the backup goes before the schema is dropped. */
+  /** With `onDeleted: 'deprovision'` (required): where each dump and its manifest go before the schema is dropped. */
   backupDir?: string;
+  /**
+   * With `onDeleted: 'deprovision'`: the connection pg_dump uses. Default: the Knex instance's own
+   * connection settings (when they are an object, as `knexConfig` makes them).
+   */
+  connection?: ConnectionSettings;
+  /** With `onDeleted: 'deprovision'` on the embedded server: its in-process dumper (`EmbeddedServer.dumpSchema`). */
+  dumpSchema?(schema: string): Promise<string>;
+  /** Where pg_dump and pg_restore are looked for before PATH. Default: `PG_BIN_DIR`. */
+  pgBinDir?: string;
   /** Where failures are reported (a 5xx answer alone shows only in the Clerk dashboard). Default: stderr. */
   onError?(message: string): void;
 }
@@ -54,10 +66,10 @@ interface ClerkEvent {
  * delivery and when the Node middleware is created, so a misconfigured endpoint says so at once.
  */
 export function optionsProblem(options: ClerkWebhookOptions): string | undefined {
-  if (options.onDeleted === 'deprovision') {
-    return "onDeleted: 'deprovision' is not available: tenant-migrate cannot deprovision a tenant yet. Use the default ('mark'), which sets deleted_at and drops nothing.";
+  if (options.onDeleted === 'deprovision' && !options.backupDir) {
+    return "onDeleted: 'deprovision' needs backupDir: a deleted org's schema is dropped only after a verified backup there. Or use the default ('mark'), which sets deleted_at and drops nothing.";
   }
-  if (options.onDeleted !== undefined && options.onDeleted !== 'mark') {
+  if (options.onDeleted !== undefined && options.onDeleted !== 'mark' && options.onDeleted !== 'deprovision') {
     return `onDeleted must be 'mark' or 'deprovision', got ${JSON.stringify(options.onDeleted)}.`;
   }
   if (!signingSecretOf(options)) {
@@ -114,6 +126,9 @@ export async function handleDelivery(delivery: Delivery, options: ClerkWebhookOp
   }
 
   try {
+    if (type === 'organization.deleted' && options.onDeleted === 'deprovision') {
+      return await deprovisionDeleted(orgId, options, report);
+    }
     if (type === 'organization.deleted') {
       // The deletion may be the first event this database sees, or predate the deleted_at column.
       await ensureRegistry(options.knex, registryOf(options));
@@ -133,6 +148,54 @@ export async function handleDelivery(delivery: Delivery, options: ClerkWebhookOp
     report(message);
     return { status: 500, body: { ok: false, type, orgId, error: message } };
   }
+}
+
+/**
+ * `organization.deleted` with `onDeleted: 'deprovision'`: a verified backup, then the drop (one
+ * transaction under the tenant's lock). An org that is not registered — never provisioned, or a
+ * redelivery after the drop — is answered 200 with nothing done; a failed backup 500, untouched.
+ */
+async function deprovisionDeleted(orgId: string, options: ClerkWebhookOptions, report: (message: string) => void): Promise<DeliveryAnswer> {
+  const type = 'organization.deleted';
+  const registry = registryOf(options);
+  await ensureRegistry(options.knex, registry);
+  if (!(await isRegistered(options.knex, registry, orgId))) return { status: 200, body: { ok: true, type, orgId, deprovisioned: false } };
+  const { deprovisionTenant } = await import('../backup/deprovision.ts');
+  const connection = options.connection ?? connectionOf(options.knex);
+  // An embedded server of this process is dumped by PGlite itself (no pg_dump binary reaches it).
+  const dumpSchema = options.dumpSchema ?? (connection && inProcessServerAt(connection.host, connection.port)?.dumpSchema);
+  const failed = (why: string): DeliveryAnswer => {
+    const message = `${orgId}: deprovisioning failed, nothing dropped: ${why}`;
+    report(message);
+    return { status: 500, body: { ok: false, type, orgId, error: message } };
+  };
+  let result: Awaited<ReturnType<typeof deprovisionTenant>>;
+  try {
+    result = await deprovisionTenant(options.knex, [orgId], {
+      backupDir: options.backupDir,
+      connection,
+      ...(dumpSchema ? { dumpSchema } : {}),
+      pgBinDir: options.pgBinDir ?? (process.env.PG_BIN_DIR?.trim() || undefined),
+      registry,
+    });
+  } catch (error) {
+    // pg_dump missing or older than the server, the backup directory not writable …
+    return failed(describeError(error));
+  }
+  const tenant = result.tenants[0]!;
+  if (!result.ok) return failed(tenant.error ?? 'no result');
+  return { status: 200, body: { ok: true, type, orgId, deprovisioned: true, schema: tenant.schema, manifest: tenant.manifest } };
+}
+
+async function isRegistered(knex: Knex, registry: RegistryTable, orgId: string): Promise<boolean> {
+  return (await knex(registry.table).withSchema(registry.schema).where({ org_id: orgId }).first('org_id')) !== undefined;
+}
+
+/** The Knex instance's connection settings, when they are an object (what pg_dump needs). */
+function connectionOf(knex: Knex): ConnectionSettings | undefined {
+  const settings = knex.client.config.connection as Partial<ConnectionSettings> | string | undefined;
+  if (!settings || typeof settings !== 'object' || !settings.host) return undefined;
+  return { host: settings.host, port: Number(settings.port ?? 5432), user: settings.user ?? 'postgres', database: settings.database ?? 'postgres', password: settings.password, ssl: settings.ssl } as ConnectionSettings;
 }
 
 /** The svix library checks the HMAC (constant time) and refuses timestamps more than 5 minutes off. */

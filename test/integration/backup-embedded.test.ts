@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Webhook } from 'svix';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
+import { handleClerkWebhook } from '../../src/clerk/webhook.ts';
 import { restoreTenant } from '../../src/backup/restore.ts';
 import { knexConfig } from '../../src/db/connection.ts';
 import { EMBEDDED_POOL_SIZE, startEmbeddedServer, type EmbeddedServer } from '../../src/embedded/pglite-server.ts';
@@ -138,5 +140,26 @@ describe('deprovision and restore on the embedded server', () => {
     expect(await schemaExists('org_badsql')).toBe(false);
     expect(await registered('org_badsql')).toBe(false);
     expect((await knex.raw('show search_path')).rows[0].search_path).not.toBe('');
+  });
+
+  it("Clerk's organization.deleted with onDeleted: 'deprovision' backs the org up with PGlite's dumper, then drops it", async () => {
+    const secret = `whsec_${Buffer.from('tenant-migrate-test-secret-0123').toString('base64')}`;
+    await provisionTenant(knex, ['org_clerkgone'], { directory: tree });
+    const body = JSON.stringify({ type: 'organization.deleted', object: 'event', data: { id: 'org_clerkgone', deleted: true } });
+    const id = 'msg_embedded1';
+    const now = new Date();
+    const request = new Request('http://localhost/webhooks/clerk', {
+      method: 'POST',
+      body,
+      headers: { 'svix-id': id, 'svix-timestamp': String(Math.floor(now.getTime() / 1000)), 'svix-signature': new Webhook(secret).sign(id, now, body) },
+    });
+    // No dumpSchema passed: the handler finds this process's embedded server behind the Knex connection.
+    const response = await handleClerkWebhook(request, { knex, signingSecret: secret, onDeleted: 'deprovision', backupDir, onError: () => {} });
+    const answer = (await response.json()) as { manifest: string };
+    expect(response.status, JSON.stringify(answer)).toBe(200);
+    expect(answer).toMatchObject({ ok: true, deprovisioned: true, schema: tenantSchemaName('org_clerkgone') });
+    expect(JSON.parse(fs.readFileSync(answer.manifest, 'utf8'))).toMatchObject({ orgId: 'org_clerkgone', format: 'plain' });
+    expect(await schemaExists('org_clerkgone')).toBe(false);
+    expect(await registered('org_clerkgone')).toBe(false);
   });
 });

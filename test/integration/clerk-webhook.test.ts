@@ -3,6 +3,8 @@
  * as its own process on 127.0.0.1 and receives deliveries signed with the real svix library.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Webhook } from 'svix';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -174,13 +176,41 @@ describe('handleClerkWebhook (Fetch API)', () => {
     expect(await tenantSchemas(db.knex())).toEqual([]);
   });
 
-  it("onDeleted: 'deprovision' is refused clearly: 500 from the handler, an error from the middleware", async () => {
+  it("onDeleted: 'deprovision' without backupDir is refused clearly: 500 from the handler, an error from the middleware", async () => {
     const options = { knex: db.knex(), signingSecret: SECRET, onDeleted: 'deprovision' as const, onError: () => {} };
     const response = await handleClerkWebhook(request(signed(created('org_x'))), options);
     expect(response.status).toBe(500);
-    expect(((await response.json()) as { error: string }).error).toMatch(/'deprovision' is not available/);
-    expect(() => clerkWebhookMiddleware(options)).toThrow(/'deprovision' is not available/);
+    expect(((await response.json()) as { error: string }).error).toMatch(/'deprovision' needs backupDir/);
+    expect(() => clerkWebhookMiddleware(options)).toThrow(/'deprovision' needs backupDir/);
     expect(() => clerkWebhookMiddleware({ knex: db.knex(), signingSecret: '' })).toThrow(/CLERK_WEBHOOK_SIGNING_SECRET/);
     expect(await registered()).toEqual([]);
+  });
+
+  it("onDeleted: 'deprovision' drops a deleted org after a verified backup (where this pg_dump can dump the server), and a redelivery is a no-op", async () => {
+    const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-clerk-backups-'));
+    const errors: string[] = [];
+    const options = { knex: db.knex(), signingSecret: SECRET, onDeleted: 'deprovision' as const, backupDir, tenantDirectory: fixture('tenant-basic'), onError: (message: string) => errors.push(message) };
+    expect((await handleClerkWebhook(request(signed(created('org_gone'))), options)).status).toBe(200);
+    const deleted = signed({ type: 'organization.deleted', object: 'event', data: { id: 'org_gone', deleted: true } });
+    const response = await handleClerkWebhook(request(deleted), options);
+    const body = (await response.json()) as Record<string, unknown>;
+    if (response.status === 500) {
+      // This leg's pg_dump is older than the server: the backup cannot be taken, so nothing is dropped.
+      expect(body.error).toMatch(/deprovisioning failed, nothing dropped: .*pg_dump .* is older than the server/);
+      expect(await registered()).toEqual(['org_gone']);
+      expect(await tenantSchemas(db.knex())).toEqual([tenantSchemaName('org_gone')]);
+      return;
+    }
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ ok: true, orgId: 'org_gone', deprovisioned: true, schema: tenantSchemaName('org_gone') });
+    expect(fs.existsSync(body.manifest as string)).toBe(true);
+    expect(JSON.parse(fs.readFileSync(body.manifest as string, 'utf8'))).toMatchObject({ orgId: 'org_gone', format: 'custom' });
+    expect(await registered()).toEqual([]);
+    expect(await tenantSchemas(db.knex())).toEqual([]);
+    // Svix redelivers: the org is gone already, answered 200 with nothing done.
+    const again = await handleClerkWebhook(request(deleted), options);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ ok: true, deprovisioned: false });
+    expect(errors).toEqual([]);
   });
 });
