@@ -7,55 +7,45 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import knexFactory, { type Knex } from 'knex';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { Webhook } from 'svix';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
 import { handleClerkWebhook } from '../../src/clerk/webhook.ts';
 import { restoreTenant } from '../../src/backup/restore.ts';
-import { knexConfig } from '../../src/db/connection.ts';
-import { EMBEDDED_POOL_SIZE, startEmbeddedServer, type EmbeddedServer } from '../../src/embedded/pglite-server.ts';
+import { usePglite } from '../support/pglite.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { withTenant } from '../../src/tenants/with-tenant.ts';
 import { copyTree, fixture } from '../support/trees.ts';
 
-let server: EmbeddedServer;
-let knex: Knex;
+const pglite = usePglite();
+
 let backupDir: string;
 
-beforeAll(async () => {
-  server = await startEmbeddedServer();
-  knex = knexFactory(knexConfig(server.connection, EMBEDDED_POOL_SIZE));
-});
-afterAll(async () => {
-  await knex?.destroy();
-  await server?.stop();
-});
 beforeEach(async () => {
   backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-pglite-backups-'));
-  const schemas = (await knex.raw("select nspname from pg_namespace where nspname like 'tid\\_%'")).rows as { nspname: string }[];
-  for (const { nspname } of schemas) await knex.raw('drop schema ?? cascade', [nspname]);
-  await knex.raw('drop table if exists public.tenants');
+  const schemas = (await pglite.knex().raw("select nspname from pg_namespace where nspname like 'tid\\_%'")).rows as { nspname: string }[];
+  for (const { nspname } of schemas) await pglite.knex().raw('drop schema ?? cascade', [nspname]);
+  await pglite.knex().raw('drop table if exists public.tenants');
 });
 
 const tree = fixture('tenant-basic');
-const rowsOf = (orgId: string) => withTenant(knex, orgId, (trx) => trx('org_users').orderBy('id').select('id', 'email'));
-const registered = async (orgId: string) => (await knex('tenants').where({ org_id: orgId }).first()) !== undefined;
+const rowsOf = (orgId: string) => withTenant(pglite.knex(), orgId, (trx) => trx('org_users').orderBy('id').select('id', 'email'));
+const registered = async (orgId: string) => (await pglite.knex()('tenants').where({ org_id: orgId }).first()) !== undefined;
 const schemaExists = async (orgId: string) =>
-  (await knex.raw('select 1 from pg_namespace where nspname = ?', [tenantSchemaName(orgId)])).rows.length === 1;
+  (await pglite.knex().raw('select 1 from pg_namespace where nspname = ?', [tenantSchemaName(orgId)])).rows.length === 1;
 
 describe('deprovision and restore on the embedded server', () => {
   it('round trip: a verified plain-SQL backup, the drop, a restore — rows (with ? and quotes) and the registry come back', async () => {
     const orgs = ['org_2pglite', `org_"quote'ü→☃`];
-    await provisionTenant(knex, orgs, { directory: tree });
+    await provisionTenant(pglite.knex(), orgs, { directory: tree });
     for (const orgId of orgs) {
-      await withTenant(knex, orgId, (trx) => trx('org_users').insert([{ email: `what?@${orgId}` }, { email: "o'brien@x.test" }]));
+      await withTenant(pglite.knex(), orgId, (trx) => trx('org_users').insert([{ email: `what?@${orgId}` }, { email: "o'brien@x.test" }]));
     }
     const before = await Promise.all(orgs.map(rowsOf));
-    const pathBefore = (await knex.raw('show search_path')).rows[0].search_path;
+    const pathBefore = (await pglite.knex().raw('show search_path')).rows[0].search_path;
 
-    const result = await deprovisionTenant(knex, orgs, { backupDir, dumpSchema: server.dumpSchema });
+    const result = await deprovisionTenant(pglite.knex(), orgs, { backupDir, dumpSchema: pglite.server().dumpSchema });
     expect(result.tenants.map((tenant) => [tenant.status, tenant.error])).toEqual([
       ['deprovisioned', undefined],
       ['deprovisioned', undefined],
@@ -65,8 +55,8 @@ describe('deprovision and restore on the embedded server', () => {
       expect(await registered(orgId)).toBe(false);
     }
     // The dumper ran in the one session the pool uses: it is handed back writable, with its path.
-    expect((await knex.raw('show search_path')).rows[0].search_path).toBe(pathBefore);
-    expect((await knex.raw('show transaction_read_only')).rows[0].transaction_read_only).toBe('off');
+    expect((await pglite.knex().raw('show search_path')).rows[0].search_path).toBe(pathBefore);
+    expect((await pglite.knex().raw('show transaction_read_only')).rows[0].transaction_read_only).toBe('off');
 
     const manifests = result.tenants.map((tenant) => tenant.manifest!);
     for (const [index, file] of manifests.entries()) {
@@ -77,27 +67,27 @@ describe('deprovision and restore on the embedded server', () => {
     }
 
     const ahead = copyTree('tenant-basic');
-    fs.writeFileSync(path.join(ahead, '20260301000004_later.ts'), 'export async function up(knex) { await knex.schema.createTable("later", (t) => t.increments()); }\nexport async function down(knex) { await knex.schema.dropTable("later"); }\n');
+    fs.writeFileSync(path.join(ahead, '20260301000004_later.ts'), 'export async function up(pglite.knex()) { await pglite.knex().schema.createTable("later", (t) => t.increments()); }\nexport async function down(pglite.knex()) { await pglite.knex().schema.dropTable("later"); }\n');
     for (const file of manifests) {
-      const restored = await restoreTenant(knex, file, { directory: ahead });
+      const restored = await restoreTenant(pglite.knex(), file, { directory: ahead });
       expect(restored).toMatchObject({ ok: true, newestMigration: '20260201000003_nickname.ts', migrationCount: 3, pending: ['20260301000004_later.ts'] });
     }
     expect(await Promise.all(orgs.map(rowsOf))).toEqual(before);
     for (const orgId of orgs) {
-      expect(await knex('tenants').where({ org_id: orgId }).first()).toMatchObject({ schema_name: tenantSchemaName(orgId), migration_version: '20260201000003_nickname.ts', migration_count: 3 });
+      expect(await pglite.knex()('tenants').where({ org_id: orgId }).first()).toMatchObject({ schema_name: tenantSchemaName(orgId), migration_version: '20260201000003_nickname.ts', migration_count: 3 });
     }
-    expect((await knex.raw('show search_path')).rows[0].search_path).toBe(pathBefore);
+    expect((await pglite.knex().raw('show search_path')).rows[0].search_path).toBe(pathBefore);
     // Restored sequences go on where they were.
-    await withTenant(knex, orgs[0]!, (trx) => trx('org_users').insert({ email: 'next@x.test' }));
+    await withTenant(pglite.knex(), orgs[0]!, (trx) => trx('org_users').insert({ email: 'next@x.test' }));
     expect((await rowsOf(orgs[0]!)).at(-1)).toMatchObject({ id: 3, email: 'next@x.test' });
   });
 
   it('a dump that fails leaves the tenant untouched and no file behind', async () => {
-    await provisionTenant(knex, ['org_dumpfails'], { directory: tree });
+    await provisionTenant(pglite.knex(), ['org_dumpfails'], { directory: tree });
     const failing = async () => {
       throw new Error('pg_dump: out of memory');
     };
-    const result = await deprovisionTenant(knex, ['org_dumpfails'], { backupDir, dumpSchema: failing });
+    const result = await deprovisionTenant(pglite.knex(), ['org_dumpfails'], { backupDir, dumpSchema: failing });
     expect(result.ok).toBe(false);
     expect(result.tenants[0]).toMatchObject({ status: 'failed' });
     expect(result.tenants[0]!.error).toContain('pg_dump: out of memory');
@@ -107,26 +97,26 @@ describe('deprovision and restore on the embedded server', () => {
   });
 
   it('a truncated dump does not verify: nothing is dropped', async () => {
-    await provisionTenant(knex, ['org_truncated'], { directory: tree });
+    await provisionTenant(pglite.knex(), ['org_truncated'], { directory: tree });
     const truncated = async (schema: string) => {
-      const whole = await server.dumpSchema(schema);
+      const whole = await pglite.server().dumpSchema(schema);
       return whole.slice(0, whole.indexOf('-- PostgreSQL database dump complete'));
     };
-    const result = await deprovisionTenant(knex, ['org_truncated'], { backupDir, dumpSchema: truncated });
+    const result = await deprovisionTenant(pglite.knex(), ['org_truncated'], { backupDir, dumpSchema: truncated });
     expect(result.tenants[0]!.error).toMatch(/is incomplete .* nothing was dropped/);
     expect(await schemaExists('org_truncated')).toBe(true);
     expect(await registered('org_truncated')).toBe(true);
   });
 
   it('a damaged dump is refused before anything is written, and a restore that fails keeps nothing', async () => {
-    await provisionTenant(knex, ['org_damaged', 'org_badsql'], { directory: tree });
-    const result = await deprovisionTenant(knex, ['org_damaged', 'org_badsql'], { backupDir, dumpSchema: server.dumpSchema });
+    await provisionTenant(pglite.knex(), ['org_damaged', 'org_badsql'], { directory: tree });
+    const result = await deprovisionTenant(pglite.knex(), ['org_damaged', 'org_badsql'], { backupDir, dumpSchema: pglite.server().dumpSchema });
     expect(result.ok).toBe(true);
     const [damaged, badSql] = result.tenants.map((tenant) => tenant.manifest!);
 
     const damagedDump = path.join(backupDir, JSON.parse(fs.readFileSync(damaged!, 'utf8')).dumpFile);
     fs.appendFileSync(damagedDump, '-- one more line\n');
-    await expect(restoreTenant(knex, damaged!, { directory: tree })).rejects.toThrow(/does not match its manifest \(sha256 [0-9a-f]{64}, manifest [0-9a-f]{64}\)/);
+    await expect(restoreTenant(pglite.knex(), damaged!, { directory: tree })).rejects.toThrow(/does not match its manifest \(sha256 [0-9a-f]{64}, manifest [0-9a-f]{64}\)/);
     expect(await schemaExists('org_damaged')).toBe(false);
 
     // A dump whose SQL fails halfway (with a matching sha256: the manifest rewritten): all or nothing.
@@ -136,15 +126,15 @@ describe('deprovision and restore on the embedded server', () => {
     fs.writeFileSync(dumpPath, sql);
     const { createHash } = await import('node:crypto');
     fs.writeFileSync(badSql!, JSON.stringify({ ...manifest, sha256: createHash('sha256').update(sql).digest('hex'), dumpSize: Buffer.byteLength(sql) }));
-    await expect(restoreTenant(knex, badSql!, { directory: tree })).rejects.toThrow(/restore failed, nothing kept: division by zero/);
+    await expect(restoreTenant(pglite.knex(), badSql!, { directory: tree })).rejects.toThrow(/restore failed, nothing kept: division by zero/);
     expect(await schemaExists('org_badsql')).toBe(false);
     expect(await registered('org_badsql')).toBe(false);
-    expect((await knex.raw('show search_path')).rows[0].search_path).not.toBe('');
+    expect((await pglite.knex().raw('show search_path')).rows[0].search_path).not.toBe('');
   });
 
   it("Clerk's organization.deleted with onDeleted: 'deprovision' backs the org up with PGlite's dumper, then drops it", async () => {
     const secret = `whsec_${Buffer.from('tenant-migrate-test-secret-0123').toString('base64')}`;
-    await provisionTenant(knex, ['org_clerkgone'], { directory: tree });
+    await provisionTenant(pglite.knex(), ['org_clerkgone'], { directory: tree });
     const body = JSON.stringify({ type: 'organization.deleted', object: 'event', data: { id: 'org_clerkgone', deleted: true } });
     const id = 'msg_embedded1';
     const now = new Date();
@@ -154,7 +144,7 @@ describe('deprovision and restore on the embedded server', () => {
       headers: { 'svix-id': id, 'svix-timestamp': String(Math.floor(now.getTime() / 1000)), 'svix-signature': new Webhook(secret).sign(id, now, body) },
     });
     // No dumpSchema passed: the handler finds this process's embedded server behind the Knex connection.
-    const response = await handleClerkWebhook(request, { knex, signingSecret: secret, onDeleted: 'deprovision', backupDir, onError: () => {} });
+    const response = await handleClerkWebhook(request, { knex: pglite.knex(), signingSecret: secret, onDeleted: 'deprovision', backupDir, onError: () => {} });
     const answer = (await response.json()) as { manifest: string };
     expect(response.status, JSON.stringify(answer)).toBe(200);
     expect(answer).toMatchObject({ ok: true, deprovisioned: true, schema: tenantSchemaName('org_clerkgone') });
