@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
-import type { FleetResult, MasterResult, StatusResult, TenantResult } from '../report/results.ts';
+import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
 
 export interface Output {
   json: boolean;
@@ -56,7 +56,8 @@ export function tenantLine(result: TenantResult, command?: string): string {
   else if (result.status === 'up-to-date') what = 'up to date';
   else if (result.status === 'rolled-back') what = `rolled back ${result.migrations.join(', ')}`;
   else what = `${result.status}${migrations}`;
-  return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}`;
+  const wave = result.wave === undefined ? '' : ` ${pc.dim(`[wave ${result.wave}]`)}`;
+  return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}${wave}`;
 }
 
 /**
@@ -104,6 +105,15 @@ export function fleetProgress(output: Output, command: string) {
         lines.add(tenantLine(result, command));
       }
     },
+    /** A line between tenants (a wave starts): after the tenant lines before it, above the bar. */
+    note(line: string) {
+      lines.flush();
+      if (!bar) return output.info(line);
+      const value = bar.getProgress() * bar.getTotal();
+      bar.stop();
+      output.info(line);
+      bar.start(bar.getTotal(), value, { failed });
+    },
     stop() {
       bar?.stop();
       lines.flush();
@@ -149,6 +159,20 @@ export function fleetSummaryLine(result: FleetResult): string {
   const parts = SUMMARY_WORDS.filter(([key]) => summary[key]).map(([key, words]) => `${summary[key]} ${words}`);
   const text = `${result.command}: ${summary.total} tenant${summary.total === 1 ? '' : 's'}${parts.length ? ` — ${parts.join(', ')}` : ''} (${summary.ms} ms)`;
   return result.ok ? pc.green(text) : pc.red(text);
+}
+
+/** "wave 2: 9 tenants — 8 migrated, 1 failed" (the run's JSON has the same per wave). */
+export function waveLine(wave: WaveSummary): string {
+  const parts = (
+    [
+      [wave.migrated, 'migrated'],
+      [wave.upToDate, 'up to date'],
+      [wave.failed, 'failed'],
+      [wave.skipped, 'skipped'],
+    ] as const
+  ).filter(([count]) => count > 0);
+  const text = `wave ${wave.wave}: ${wave.tenants} tenant${wave.tenants === 1 ? '' : 's'}${parts.length ? ` — ${parts.map(([count, word]) => `${count} ${word}`).join(', ')}` : ''}`;
+  return wave.failed > 0 ? pc.red(text) : wave.skipped === wave.tenants && wave.tenants > 0 ? pc.yellow(text) : text;
 }
 
 export function masterLines(result: MasterResult): string[] {

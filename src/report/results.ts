@@ -12,6 +12,18 @@ export interface TenantResult {
   migrations: string[];
   error?: string;
   ms: number;
+  /** With canary waves: the wave (1-based) the tenant was in. */
+  wave?: number;
+}
+
+/** One canary wave of a migrate:tenants run. */
+export interface WaveSummary {
+  wave: number;
+  tenants: number;
+  migrated: number;
+  upToDate: number;
+  failed: number;
+  skipped: number;
 }
 
 export interface FleetSummary {
@@ -31,6 +43,8 @@ export interface FleetResult {
   ok: boolean;
   summary: FleetSummary;
   tenants: TenantResult[];
+  /** With canary waves: what each wave did, in order. */
+  waves?: WaveSummary[];
   warnings?: string[];
 }
 

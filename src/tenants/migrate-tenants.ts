@@ -1,10 +1,12 @@
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { runFleet } from '../fleet/run-fleet.ts';
+import { splitIntoWaves, type WaveSpec } from '../fleet/waves.ts';
+import { UsageError } from '../errors.ts';
 import { expectApplied, type Expectation } from '../migration/replay-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
-import { summarize, type FleetResult, type TenantResult } from '../report/results.ts';
+import { summarize, type FleetResult, type TenantResult, type WaveSummary } from '../report/results.ts';
 import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { isUpToDate, recordTenantState, type TenantRecord } from './registry.ts';
 import type { RegistryTable } from './registry-table.ts';
@@ -26,31 +28,95 @@ import { selectTenants } from './select-tenants.ts';
  *   const result = await migrateTenants(knex, { directory: 'migrations/tenant', concurrency: 8 });
  *   if (!result.ok) console.error(result.tenants.filter((t) => t.status === 'failed'));
  */
-export async function migrateTenants(knex: Knex, options: TenantCommandOptions = {}): Promise<FleetResult> {
+export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions = {}): Promise<FleetResult> {
   const started = performance.now();
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   const tenants = await selectTenants(knex, options.tenants, registry);
+  const waves = await wavesOf(knex, tenants, options);
   const { warnings, warn } = collectWarnings(options);
   const concurrency = fleetConcurrency(knex, options, warn);
   await recordRelease(knex, registry, source.names);
   const verify = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
-  const opened = verify ? tenants : tenants.filter((tenant) => !isUpToDate(tenant, source.names));
   options.onStart?.(tenants.length);
 
-  const current: TenantResult[] = verify
-    ? []
-    : tenants
-        .filter((tenant) => isUpToDate(tenant, source.names))
-        .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
-  for (const result of current) options.onTenantDone?.(result);
+  const migrateOne = (tenant: TenantRecord) => migrateTenant(knex, source, tenant, { onWarning: warn, registry, replay: fastPathOf(options) });
+  const results: TenantResult[] = [];
+  let failedWave: number | undefined;
+  for (const [index, wave] of waves.entries()) {
+    const number = index + 1;
+    const tag = (result: TenantResult): TenantResult => (waves.length > 1 ? { ...result, wave: number } : result);
+    if (failedWave !== undefined) {
+      // A failure in an earlier wave stops the rollout: this wave's tenants are not touched.
+      for (const tenant of wave) {
+        const skipped = tag({ orgId: tenant.orgId, schema: tenant.schema, status: 'skipped', migrations: [], ms: 0 });
+        options.onTenantDone?.(skipped);
+        results.push(skipped);
+      }
+      continue;
+    }
+    if (index > 0 && options.pauseMs) {
+      options.onWave?.({ kind: 'pause', wave: number, waves: waves.length, seconds: options.pauseMs / 1000 });
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    }
+    if (waves.length > 1) options.onWave?.({ kind: 'start', wave: number, waves: waves.length, tenants: wave.length });
+    const current = verify ? [] : wave.filter((tenant) => isUpToDate(tenant, source.names));
+    for (const tenant of current) {
+      const result = tag({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 });
+      options.onTenantDone?.(result);
+      results.push(result);
+    }
+    const opened = verify ? wave : wave.filter((tenant) => !isUpToDate(tenant, source.names));
+    // Continue-on-error holds within a wave, never across waves.
+    const ran = await runFleet(opened, migrateOne, {
+      concurrency,
+      continueOnError: options.continueOnError,
+      onTenantDone: (result) => options.onTenantDone?.(tag(result)),
+    });
+    results.push(...ran.map(tag));
+    if (ran.some((result) => result.status === 'failed')) failedWave = number;
+  }
+  const result = fleetResult('migrate:tenants', tenants, results, started, warnings);
+  return waves.length > 1 ? { ...result, waves: waveSummaries(results, waves.length) } : result;
+}
 
-  const ran = await runFleet(opened, (tenant) => migrateTenant(knex, source, tenant, { onWarning: warn, registry, replay: fastPathOf(options) }), {
-    concurrency,
-    continueOnError: options.continueOnError,
-    onTenantDone: options.onTenantDone,
+/** `migrateTenants` options: the fleet options, `verify`, and canary waves. */
+export interface MigrateTenantsOptions extends TenantCommandOptions {
+  /**
+   * Canary waves (src/fleet/waves.ts): cumulative targets, e.g. `parseWaves('1,10%,100%')`. A
+   * failure in a wave skips every later wave. Default: one wave, the whole fleet.
+   */
+  waves?: readonly WaveSpec[];
+  /** Org ids that make up wave 1 exactly (each must be registered); `waves` then cut the rest. */
+  canaryTenants?: readonly string[];
+  /** Wait this long between waves (not after the last). */
+  pauseMs?: number;
+  /** Progress: a wave starts, or the run pauses before one. */
+  onWave?(event: WaveEvent): void;
+}
+
+export type WaveEvent = { kind: 'start'; wave: number; waves: number; tenants: number } | { kind: 'pause'; wave: number; waves: number; seconds: number };
+
+/** The fleet cut into waves in schema-name order — one wave when no wave option was given. */
+async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], options: MigrateTenantsOptions): Promise<TenantRecord[][]> {
+  const named = options.canaryTenants ?? [];
+  if (!options.waves?.length && named.length === 0) return [[...tenants]];
+  if (named.length > 0) {
+    await selectTenants(knex, named, registryOf(options)); // exit 2 for an org that is not registered
+    const selected = new Set(tenants.map((tenant) => tenant.orgId));
+    const outside = named.filter((orgId) => !selected.has(orgId));
+    if (outside.length > 0) throw new UsageError(`--canary-tenants ${outside.join(', ')}: not among the tenants this run works on (--tenant). Nothing was changed.`);
+  }
+  const bySchema = [...tenants].sort((a, b) => (a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : 0));
+  return splitIntoWaves(bySchema, options.waves ?? [], named);
+}
+
+function waveSummaries(results: readonly TenantResult[], count: number): WaveSummary[] {
+  return Array.from({ length: count }, (_, index) => {
+    const inWave = results.filter((result) => result.wave === index + 1);
+    const counted = (status: TenantResult['status']) => inWave.filter((result) => result.status === status).length;
+    return { wave: index + 1, tenants: inWave.length, migrated: counted('migrated'), upToDate: counted('up-to-date'), failed: counted('failed'), skipped: counted('skipped') };
   });
-  return fleetResult('migrate:tenants', tenants, [...current, ...ran], started, warnings);
 }
 
 /**

@@ -1,9 +1,12 @@
 import { Option, type Command } from 'commander';
 import type { FleetResult } from '../../report/results.ts';
 import type { TenantCommandOptions } from '../../tenants/options.ts';
+import type { MigrateTenantsOptions, WaveEvent } from '../../tenants/migrate-tenants.ts';
+import { parseWaves } from '../../fleet/waves.ts';
+import { UsageError } from '../../errors.ts';
 import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
 import { withDatabase } from '../context.ts';
-import { fleetProgress, fleetSummaryLine, type Output } from '../output.ts';
+import { fleetProgress, fleetSummaryLine, waveLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
 interface FleetFlags {
@@ -15,9 +18,40 @@ interface FleetFlags {
   to?: string;
   verify?: boolean;
   seed?: boolean;
+  canary?: string;
+  canaryTenants?: string[];
+  waves?: string;
+  pause?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const collectList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((item) => item.trim()).filter(Boolean)];
+
+/** --canary / --canary-tenants / --waves / --pause as library options, checked before anything runs. */
+function waveOptions(flags: FleetFlags): Pick<MigrateTenantsOptions, 'waves' | 'canaryTenants' | 'pauseMs'> {
+  if (flags.canary !== undefined && flags.waves !== undefined) {
+    throw new UsageError('--canary and --waves cannot be combined: --canary n is --waves n,100%. Nothing was changed.');
+  }
+  const waves = flags.waves !== undefined ? parseWaves(flags.waves) : flags.canary !== undefined ? parseWaves(flags.canary, '--canary') : undefined;
+  let pauseMs: number | undefined;
+  if (flags.pause !== undefined) {
+    const seconds = Number(flags.pause);
+    if (flags.pause.trim() === '' || !Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--pause ${flags.pause}: give the seconds to wait between waves, e.g. --pause 30. Nothing was changed.`);
+    if (!waves && !flags.canaryTenants?.length) throw new UsageError('--pause waits between waves: give --canary, --canary-tenants or --waves too. Nothing was changed.');
+    pauseMs = seconds * 1000;
+  }
+  return {
+    ...(waves ? { waves } : {}),
+    ...(flags.canaryTenants?.length ? { canaryTenants: flags.canaryTenants } : {}),
+    ...(pauseMs !== undefined ? { pauseMs } : {}),
+  };
+}
+
+function waveEventLine(event: WaveEvent): string {
+  return event.kind === 'start'
+    ? `wave ${event.wave}/${event.waves}: ${event.tenants} tenant${event.tenants === 1 ? '' : 's'}`
+    : `pausing ${event.seconds} s before wave ${event.wave}/${event.waves}`;
+}
 
 function fleetOptions(command: Command, withTenantFilter = true): Command {
   command
@@ -62,13 +96,18 @@ export const registerTenantCommands: Register = (program: Command, run) => {
 
   fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant'))
     .option('--verify', "open every tenant and migrate it from its own knex_migrations, correcting the registry (after a restore, or a schema changed by hand)")
+    .option('--canary <n|n%>', 'migrate this many tenants first (first by schema name); stop with exit 1 if one fails, else go on with the rest')
+    .addOption(new Option('--canary-tenants <orgId...>', 'the canary wave is exactly these orgs (repeatable, or comma-separated)').argParser(collectList))
+    .option('--waves <list>', 'waves as running totals of the fleet, e.g. 1,10%,100%; a failure in a wave skips every later wave')
+    .option('--pause <seconds>', 'wait this long between waves')
     .action((flags: FleetFlags) =>
-      run('migrate:tenants', flags, (output) =>
-        runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
+      run('migrate:tenants', flags, (output) => {
+        const waves = waveOptions(flags);
+        return runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
           const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
-          return migrateTenants(knex, { ...options, verify: flags.verify });
-        }),
-      ),
+          return migrateTenants(knex, { ...options, verify: flags.verify, ...waves });
+        });
+      }),
     );
 
   fleetOptions(
@@ -89,7 +128,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     );
 };
 
-type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions, config: import('../../config/load-config.ts').Config) => Promise<FleetResult>;
+type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions & Pick<MigrateTenantsOptions, 'onWave'>, config: import('../../config/load-config.ts').Config) => Promise<FleetResult>;
 
 async function runFleetCommand(output: Output, flags: FleetFlags, command: string, call: FleetCall): Promise<number> {
   return withDatabase(flags, async (db, config, concurrency) => {
@@ -106,6 +145,7 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
         registry: config.registryTable,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
+        onWave: (event) => progress.note(waveEventLine(event)),
         onWarning: output.warn,
       }, config);
     } finally {
@@ -113,7 +153,10 @@ async function runFleetCommand(output: Output, flags: FleetFlags, command: strin
     }
     output.result(result);
     if (output.json) output.document(result);
-    else output.info(fleetSummaryLine(result));
+    else {
+      output.info(fleetSummaryLine(result));
+      for (const wave of result.waves ?? []) output.info(`  ${waveLine(wave)}`);
+    }
     return result.ok ? 0 : 1;
   });
 }
