@@ -4,7 +4,9 @@
  */
 export { migrateMaster, rollbackMaster, type MasterOptions } from './master/master.ts';
 export { provisionTenant } from './tenants/provision.ts';
-export { migrateTenants } from './tenants/migrate-tenants.ts';
+export { migrateTenants, type MigrateTenantsOptions, type WaveEvent } from './tenants/migrate-tenants.ts';
+export { parseWaves, splitIntoWaves, type WaveSpec } from './fleet/waves.ts';
+export { acceptChecksums, findEditedFiles, fileChecksum, EditedMigrationError, CHECKSUMS_TABLE, type EditedFile } from './migration/checksums.ts';
 export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenants.ts';
 export { getStatus, type StatusOptions } from './status/get-status.ts';
 export { withTenant } from './tenants/with-tenant.ts';
@@ -29,4 +31,4 @@ export { deprovisionTenant, type DeprovisionOptions, type DeprovisionResult } fr
 export { restoreTenant, type RestoreOptions, type RestoreResult } from './backup/restore.ts';
 export { UsageError, ConnectionError, MigrationError } from './errors.ts';
 export type { TenantCommandOptions } from './tenants/options.ts';
-export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus } from './report/results.ts';
+export type { FleetResult, FleetSummary, MasterResult, StatusResult, TenantResult, TenantStatus, WaveSummary } from './report/results.ts';
