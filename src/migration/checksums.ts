@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { REGISTRY_LOCK_KEY } from '../db/advisory-lock.ts';
+import { READ_COMMITTED } from '../db/isolation.ts';
 import { UsageError } from '../errors.ts';
 import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
 import type { MigrationSource } from './source.ts';
@@ -69,7 +70,7 @@ async function ensureTable(knex: Knex): Promise<void> {
       recorded_at timestamptz not null default now(),
       primary key (tree, name)
     )`);
-  });
+  }, READ_COMMITTED);
 }
 
 async function recordedChecksums(knex: Knex, tree: Tree): Promise<Map<string, string>> {
@@ -99,18 +100,26 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   const recorded = await recordedChecksums(knex, tree);
   const edited = editedFiles(tree, recorded, current);
   if (edited.length > 0) throw new EditedMigrationError(edited);
+  // A tree applied before checksums were kept: its files are recorded as they are now, said once.
+  const unrecorded = recorded.size === 0 ? (await applied(knex)).filter((name) => current.has(name)) : [];
   return {
     async sync(knex) {
       const names = new Set(await applied(knex));
       const add = source.names.filter((name) => names.has(name) && !recorded.has(name));
       const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
-      if (recorded.size === 0 && add.length > 0) {
-        onWarning?.(`recorded the checksums of ${add.length} applied ${tree} migration${add.length === 1 ? '' : 's'} for the first time (${CHECKSUMS_TABLE}): from now on, an edit to an applied migration stops migrate, rollback and provision.`);
+      if (unrecorded.length > 0) {
+        onWarning?.(
+          `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${CHECKSUMS_TABLE}), as the files are now: ` +
+            'from now on, an edit to an applied migration stops migrate, rollback and provision.',
+        );
       }
-      if (add.length > 0) {
-        await knex.raw(`insert into ${CHECKSUMS_TABLE} (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing`, [tree, add, add.map((name) => current.get(name)!)]);
-      }
-      if (drop.length > 0) await knex.raw(`delete from ${CHECKSUMS_TABLE} where tree = ? and name = any(?::text[])`, [tree, drop]);
+      if (add.length === 0 && drop.length === 0) return;
+      await knex.transaction(async (trx) => {
+        if (add.length > 0) {
+          await trx.raw(`insert into ${CHECKSUMS_TABLE} (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing`, [tree, add, add.map((name) => current.get(name)!)]);
+        }
+        if (drop.length > 0) await trx.raw(`delete from ${CHECKSUMS_TABLE} where tree = ? and name = any(?::text[])`, [tree, drop]);
+      }, READ_COMMITTED);
     },
   };
 }
@@ -173,5 +182,5 @@ export async function acceptChecksums(knex: Knex, files: readonly string[], tree
       }
     }
     return accepted;
-  });
+  }, READ_COMMITTED);
 }

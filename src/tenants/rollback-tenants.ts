@@ -5,7 +5,7 @@ import { runFleet } from '../fleet/run-fleet.ts';
 import type { UndoRule } from '../migration/plan.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { checkTree, tenantApplied } from '../migration/checksums.ts';
-import { directorySource } from '../migration/source.ts';
+import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { undoTarget } from '../migration/undo-target.ts';
 import type { FleetResult, TenantResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
@@ -13,6 +13,7 @@ import { collectWarnings, fleetConcurrency, registryOf, tenantDirectoryOf, type 
 import { recordTenantState } from './registry.ts';
 import { newestRelease, settleRollback, type Release } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
+import type { RegistryTable } from './registry-table.ts';
 
 export { ROLLBACK_RULE } from './rollback-rule.ts';
 
@@ -36,6 +37,24 @@ export interface RollbackOptions extends TenantCommandOptions {
  *   await rollbackTenants(knex);                                         // the newest release
  *   await rollbackTenants(knex, { to: '20260101000002_notes.ts' });      // back to that migration
  */
+/**
+ * What a rollback undoes: every migration (`all`), those after `to`, or else the newest release
+ * (undefined when no release is recorded: nothing to undo).
+ */
+export async function rollbackRuleOf(knex: Knex, registry: RegistryTable, source: MigrationSource, options: { all?: boolean; to?: string }): Promise<UndoRule | undefined> {
+  if (options.all && options.to !== undefined) {
+    throw new UsageError('--all and --to cannot be combined: --all undoes every migration, --to stops at one. Nothing was changed.');
+  }
+  const to = options.to === undefined ? undefined : undoTarget(source.names, options.to, 'tenant');
+  return ruleOf(options.all, to, options.all || to !== undefined ? undefined : await newestRelease(knex, registry));
+}
+
+function ruleOf(all: boolean | undefined, to: string | undefined, release: Release | undefined): UndoRule | undefined {
+  if (all) return { kind: 'all' };
+  if (to !== undefined) return { kind: 'to', migration: to };
+  return release ? { kind: 'names', names: release.migrations } : undefined;
+}
+
 export async function rollbackTenants(knex: Knex, options: RollbackOptions = {}): Promise<FleetResult> {
   const started = performance.now();
   const registry = registryOf(options);
@@ -50,23 +69,17 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
 
-  let rule: UndoRule;
-  let release: Release | undefined;
-  if (options.all) rule = { kind: 'all' };
-  else if (to !== undefined) rule = { kind: 'to', migration: to };
-  else {
-    release = await newestRelease(knex, registry);
-    if (!release) {
-      warn(
-        'no release is recorded to roll back (only the baseline every tenant was provisioned with): nothing was undone. ' +
-          'To undo older migrations, name the one to go back to: rollback:tenants --to <migration>.',
-      );
-      options.onStart?.(tenants.length);
-      const untouched = tenants.map((tenant): TenantResult => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
-      for (const result of untouched) options.onTenantDone?.(result);
-      return fleetResult('rollback:tenants', tenants, untouched, started, warnings);
-    }
-    rule = { kind: 'names', names: release.migrations };
+  const release = options.all || to !== undefined ? undefined : await newestRelease(knex, registry);
+  const rule = ruleOf(options.all, to, release);
+  if (!rule) {
+    warn(
+      'no release is recorded to roll back (only the baseline every tenant was provisioned with): nothing was undone. ' +
+        'To undo older migrations, name the one to go back to: rollback:tenants --to <migration>.',
+    );
+    options.onStart?.(tenants.length);
+    const untouched = tenants.map((tenant): TenantResult => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
+    for (const result of untouched) options.onTenantDone?.(result);
+    return fleetResult('rollback:tenants', tenants, untouched, started, warnings);
   }
 
   options.onStart?.(tenants.length);

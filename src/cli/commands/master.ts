@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { MasterResult } from '../../report/results.ts';
 import { withDatabase } from '../context.ts';
+import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
 import { masterLines, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
@@ -9,9 +10,10 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .command('migrate:master')
     .description('apply pending master migrations to public (and create the tenants registry)')
     .option('--json', 'print the result as JSON on stdout')
-    .action((flags: { json?: boolean }) =>
+    .option('--dry-run', DRY_RUN_HELP)
+    .action((flags: { json?: boolean; dryRun?: boolean }) =>
       run('migrate:master', flags, (output) =>
-        withDatabase({}, async (db, config) => {
+        flags.dryRun ? runDryRun(output, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir })) : withDatabase({}, async (db, config) => {
           const { migrateMaster } = await import('../../master/master.ts');
           return report(
             output,

@@ -6,6 +6,7 @@ import { parseWaves } from '../../fleet/waves.ts';
 import { UsageError } from '../../errors.ts';
 import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
 import { withDatabase } from '../context.ts';
+import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
 import { fleetProgress, fleetSummaryLine, waveLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
@@ -22,6 +23,7 @@ interface FleetFlags {
   canaryTenants?: string[];
   waves?: string;
   pause?: string;
+  dryRun?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -74,10 +76,11 @@ export const registerTenantCommands: Register = (program: Command, run) => {
       .argument('<orgId...>', 'Clerk org ids, e.g. org_2abc123def456'),
     false,
   )
+    .option('--dry-run', DRY_RUN_HELP)
     .option('--seed', "run the tenant seeds (TENANT_SEEDS_DIR) in each new org's provisioning transaction")
     .action((orgIds: string[], flags: FleetFlags) =>
       run('provision:tenant', flags, (output) =>
-        runFleetCommand(output, flags, 'provision:tenant', async (knex, options, config) => {
+        flags.dryRun ? runDryRun(output, 'provision:tenant', (config) => ({ directory: config.tenantMigrationsDir, tenants: orgIds })) : runFleetCommand(output, flags, 'provision:tenant', async (knex, options, config) => {
           const { provisionTenant } = await import('../../tenants/provision.ts');
           return provisionTenant(knex, orgIds, { ...options, seed: flags.seed, seedsDirectory: config.tenantSeedsDir });
         }),
@@ -95,6 +98,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     );
 
   fleetOptions(program.command('migrate:tenants').description('apply pending tenant migrations to every registered tenant'))
+    .option('--dry-run', DRY_RUN_HELP)
     .option('--verify', "open every tenant and migrate it from its own knex_migrations, correcting the registry (after a restore, or a schema changed by hand)")
     .option('--canary <n|n%>', 'migrate this many tenants first (first by schema name); stop with exit 1 if one fails, else go on with the rest')
     .addOption(new Option('--canary-tenants <orgId...>', 'the canary wave is exactly these orgs (repeatable, or comma-separated)').argParser(collectList))
@@ -102,6 +106,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     .option('--pause <seconds>', 'wait this long between waves')
     .action((flags: FleetFlags) =>
       run('migrate:tenants', flags, (output) => {
+        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant }));
         const waves = waveOptions(flags);
         return runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
           const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
@@ -118,9 +123,10 @@ export const registerTenantCommands: Register = (program: Command, run) => {
   )
     .option('--to <migration>', 'undo, in every tenant, everything applied after this migration (a file of the tenant tree)')
     .option('--all', 'undo every tenant migration')
+    .option('--dry-run', DRY_RUN_HELP)
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
-        runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
+        flags.dryRun ? runDryRun(output, 'rollback:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, all: flags.all, to: flags.to })) : runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
           const { rollbackTenants } = await import('../../tenants/rollback-tenants.ts');
           return rollbackTenants(knex, { ...options, all: flags.all, to: flags.to });
         }),

@@ -1,0 +1,44 @@
+/** `--dry-run` of migrate:master, migrate:tenants, provision:tenant and rollback:tenants. */
+import pc from 'picocolors';
+import type { DryRunCommand, DryRunOptions, DryRunResult } from '../../dry-run/dry-run.ts';
+import { withDatabase } from '../context.ts';
+import type { Output } from '../output.ts';
+
+export const DRY_RUN_HELP = 'print the plan and the SQL it would send (captured in a transaction that is rolled back), change nothing';
+
+export async function runDryRun(output: Output, command: DryRunCommand, options: (config: import('../../config/load-config.ts').Config) => DryRunOptions): Promise<number> {
+  return withDatabase({}, async (db, config) => {
+    const { dryRun } = await import('../../dry-run/dry-run.ts');
+    const result = await dryRun(db.knex, command, { registry: config.registryTable, ...options(config) });
+    if (output.json) output.document(result);
+    else for (const line of dryRunLines(result)) output.info(line);
+    return result.ok ? 0 : 1;
+  });
+}
+
+function dryRunLines(result: DryRunResult): string[] {
+  const undo = result.command === 'rollback:tenants';
+  const lines: string[] = [];
+  for (const group of result.plan) {
+    const who =
+      result.command === 'migrate:master'
+        ? `public at ${group.fromVersion ?? '(nothing applied)'}`
+        : `${group.tenantCount} tenant${group.tenantCount === 1 ? '' : 's'} ${group.fromVersion === null && result.command === 'provision:tenant' ? 'to provision' : `at ${group.fromVersion ?? '(nothing applied)'}`} (${preview(group.orgIds)})`;
+    lines.push(group.migrations.length === 0 ? `${who}: nothing to do` : `${who}: would ${undo ? 'undo' : 'apply'} ${group.migrations.join(', ')}`);
+  }
+  if (result.plan.length === 0) lines.push('no tenants: nothing to do');
+  for (const [name, statements] of Object.entries(result.sql)) {
+    lines.push('', pc.bold(`-- ${name}${undo ? ' (down)' : ''}`), ...statements.map((sql) => `${sql};`));
+  }
+  for (const [name, why] of Object.entries(result.notCaptured)) lines.push('', pc.bold(`-- ${name}`), `-- not captured: ${why}`);
+  if (!result.ok) lines.push('', pc.red(`✘ the dry run failed: ${result.error}`));
+  lines.push(
+    '',
+    `Dry run: the SQL above was captured by running the migrations for one tenant of each group (${result.command === 'migrate:master' ? 'public' : 'schema'}) in a transaction that was rolled back; nothing was changed.`,
+  );
+  return lines;
+}
+
+function preview(orgIds: readonly string[]): string {
+  return orgIds.length <= 3 ? orgIds.join(', ') : `${orgIds.slice(0, 3).join(', ')} and ${orgIds.length - 3} more`;
+}

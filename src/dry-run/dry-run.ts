@@ -1,0 +1,202 @@
+/**
+ * `--dry-run`: what a command would do, and the SQL it would send, with nothing changed. Tenants
+ * are grouped by their registry state (newest migration and count); for one tenant of each group
+ * the migrations run for real — inside a transaction, under the tenant's lock, that is then rolled
+ * back — and every statement they send is noted (Knex's `query` event, as the executor observes
+ * migrations). So the SQL shown is what PostgreSQL accepted, not a guess. Nothing is created: not
+ * the registry, the release ledger, the checksums or the run history.
+ */
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { schemaLockKey } from '../db/advisory-lock.ts';
+import { READ_COMMITTED } from '../db/isolation.ts';
+import { UsageError } from '../errors.ts';
+import { readApplied } from '../migration/bookkeeping.ts';
+import { describeError } from '../migration/describe-error.ts';
+import { planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
+import { setLocalSearchPath } from '../migration/run-schema.ts';
+import { logStatements, type SentStatement } from '../migration/sent-statements.ts';
+import { directorySource, isTransactional, type MigrationSource } from '../migration/source.ts';
+import { printableOrgId, tenantSchemaName, validateOrgIds } from '../tenants/naming.ts';
+import { registryOf } from '../tenants/options.ts';
+import { inspectRegistry, listTenants, type TenantRecord } from '../tenants/registry.ts';
+import type { RegistryTable } from '../tenants/registry-table.ts';
+import { rollbackRuleOf } from '../tenants/rollback-tenants.ts';
+
+export type DryRunCommand = 'migrate:master' | 'migrate:tenants' | 'provision:tenant' | 'rollback:tenants';
+
+export interface DryRunGroup {
+  /** The group's newest applied migration (null: nothing applied, or a new org). */
+  fromVersion: string | null;
+  /** What each tenant of the group would get (or, for a rollback, lose), in the order it would run. */
+  migrations: string[];
+  tenantCount: number;
+  orgIds: string[];
+}
+
+export interface DryRunResult {
+  command: DryRunCommand;
+  dryRun: true;
+  /** False when a migration failed while its SQL was captured (it would fail for real too). */
+  ok: boolean;
+  plan: DryRunGroup[];
+  /** Per migration: the statements it sent, bindings inlined, for the first group that runs it. */
+  sql: Record<string, string[]>;
+  /** Migrations whose SQL could not be captured, and why (a `transaction: false` one). */
+  notCaptured: Record<string, string>;
+  error?: string;
+}
+
+export interface DryRunOptions {
+  directory?: string;
+  registry?: RegistryTable;
+  /** migrate:tenants / rollback:tenants: only these tenants. provision:tenant: the orgs to provision. */
+  tenants?: readonly string[];
+  /** rollback:tenants */
+  all?: boolean;
+  to?: string;
+}
+
+/**
+ * @example
+ *   const preview = await dryRun(knex, 'migrate:tenants', { directory: 'migrations/tenant' });
+ *   preview.plan; // [{ fromVersion: '2026…_b.ts', migrations: ['2026…_c.ts'], tenantCount: 3, orgIds: [...] }]
+ *   preview.sql;  // { '2026…_c.ts': ['alter table "org_users" add column "nickname" text'] }
+ */
+export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRunOptions = {}): Promise<DryRunResult> {
+  const result: DryRunResult = { command, dryRun: true, ok: true, plan: [], sql: {}, notCaptured: {} };
+  const source = directorySource(path.resolve(options.directory ?? (command === 'migrate:master' ? 'migrations/master' : 'migrations/tenant')));
+  const registry = registryOf(options);
+  const groups: { group: DryRunGroup; schema: string; direction: 'up' | 'down'; createSchema?: boolean }[] = [];
+
+  if (command === 'migrate:master') {
+    const applied = (await hasTable(knex, 'public.knex_migrations')) ? await readApplied(knex, 'public') : [];
+    const steps = planUp(source.names, applied).steps;
+    groups.push({ group: { fromVersion: newest(applied), migrations: steps, tenantCount: 0, orgIds: [] }, schema: 'public', direction: 'up' });
+  } else if (command === 'provision:tenant') {
+    const wanted = validateOrgIds(options.tenants ?? []);
+    const registered = await registeredTenants(knex, registry);
+    const known = new Map(registered.map((tenant) => [tenant.orgId, tenant]));
+    const fresh = wanted.filter((orgId) => !known.has(orgId));
+    if (fresh.length > 0) {
+      groups.push({ group: { fromVersion: null, migrations: [...source.names], tenantCount: fresh.length, orgIds: fresh }, schema: tenantSchemaName(fresh[0]!), direction: 'up', createSchema: true });
+    }
+    // Orgs provisioned before are only caught up.
+    groups.push(...(await tenantGroups(knex, source, wanted.filter((orgId) => known.has(orgId)).map((orgId) => known.get(orgId)!), 'up')));
+  } else {
+    const tenants = await selectedTenants(knex, registry, options.tenants);
+    if (command === 'migrate:tenants') groups.push(...(await tenantGroups(knex, source, tenants, 'up')));
+    else {
+      const rule = await rollbackRuleOf(knex, registry, source, { all: options.all, to: options.to });
+      groups.push(...(await tenantGroups(knex, source, tenants, 'down', rule)));
+    }
+  }
+
+  for (const { group, schema, direction, createSchema } of groups) {
+    result.plan.push(group);
+    const todo = group.migrations.filter((name) => !(name in result.sql) && !(name in result.notCaptured));
+    if (todo.length === 0 || !result.ok) continue;
+    try {
+      await capture(knex, { schema, source, direction, steps: group.migrations, createSchema }, result);
+    } catch (error) {
+      result.ok = false;
+      result.error = describeError(error);
+    }
+  }
+  return result;
+}
+
+/** Tenants grouped by registry state; each group's plan read from one tenant's own knex_migrations. */
+async function tenantGroups(knex: Knex, source: MigrationSource, tenants: readonly TenantRecord[], direction: 'up' | 'down', rule?: UndoRule) {
+  const byState = new Map<string, TenantRecord[]>();
+  for (const tenant of tenants) {
+    const key = `${tenant.version ?? ''}\u0000${tenant.count}`;
+    byState.set(key, [...(byState.get(key) ?? []), tenant]);
+  }
+  const groups = [];
+  for (const members of byState.values()) {
+    const representative = members[0]!;
+    const applied = await readApplied(knex, representative.schema);
+    const steps = direction === 'up' ? planUp(source.names, applied).steps : rule ? planDown(source.names, applied, rule).steps : [];
+    groups.push({
+      group: { fromVersion: newest(applied), migrations: steps, tenantCount: members.length, orgIds: members.map((tenant) => tenant.orgId) },
+      schema: representative.schema,
+      direction,
+    });
+  }
+  return groups.sort((a, b) => (a.group.fromVersion ?? '').localeCompare(b.group.fromVersion ?? ''));
+}
+
+class RolledBack extends Error {}
+
+/**
+ * Runs `steps` for `schema` in one transaction under its lock, noting what each migration sends,
+ * then rolls the transaction back. A migration that fails is named in the error.
+ */
+async function capture(
+  knex: Knex,
+  run: { schema: string; source: MigrationSource; direction: 'up' | 'down'; steps: readonly string[]; createSchema?: boolean },
+  into: Pick<DryRunResult, 'sql' | 'notCaptured'>,
+): Promise<void> {
+  try {
+    await knex.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(run.schema)]);
+      if (run.createSchema) await trx.raw('create schema ??', [run.schema]);
+      await setLocalSearchPath(trx, run.schema);
+      for (const name of run.steps) {
+        const migration = await run.source.load(name);
+        if (!isTransactional(migration)) {
+          into.notCaptured[name] ??= 'config.transaction = false: it runs outside a transaction, so it cannot run in the rolled-back one';
+          continue;
+        }
+        const log = logStatements(trx);
+        try {
+          await (run.direction === 'up' ? migration.up(trx) : migration.down?.(trx));
+        } catch (error) {
+          throw new Error(`${name} (${run.direction}) failed: ${describeError(error)}`, { cause: error });
+        } finally {
+          log.stop();
+        }
+        into.sql[name] ??= log.sent.map((statement) => inline(knex, statement));
+      }
+      throw new RolledBack();
+    }, READ_COMMITTED);
+  } catch (error) {
+    if (!(error instanceof RolledBack)) throw error;
+  }
+}
+
+/**
+ * A statement as it would run: the driver's `$n` placeholders replaced by the bindings, escaped by
+ * Knex's own literal escaping.
+ */
+function inline(knex: Knex, statement: SentStatement): string {
+  if (statement.bindings.length === 0) return statement.sql;
+  return statement.sql.replace(/\$(\d+)\b/g, (placeholder, index: string) => {
+    const value = statement.bindings[Number(index) - 1];
+    return value === undefined && Number(index) > statement.bindings.length ? placeholder : knex.raw('?', [value as Knex.Value]).toQuery();
+  });
+}
+
+function newest(applied: readonly AppliedMigration[]): string | null {
+  return applied.map((row) => row.name).sort().at(-1) ?? null;
+}
+
+async function hasTable(knex: Knex, name: string): Promise<boolean> {
+  const { rows } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [name]);
+  return Boolean(rows[0]?.found);
+}
+
+/** The registry's rows, without creating it (a dry run writes nothing). */
+async function registeredTenants(knex: Knex, registry: RegistryTable, wanted?: readonly string[]): Promise<TenantRecord[]> {
+  const shape = await inspectRegistry(knex, registry);
+  return shape.exists && shape.columns.includes('migration_version') ? listTenants(knex, registry, wanted) : [];
+}
+
+async function selectedTenants(knex: Knex, registry: RegistryTable, orgIds?: readonly string[]): Promise<TenantRecord[]> {
+  const wanted = orgIds && orgIds.length > 0 ? validateOrgIds(orgIds) : undefined;
+  const tenants = await registeredTenants(knex, registry, wanted);
+  const unknown = (wanted ?? []).filter((orgId) => !tenants.some((tenant) => tenant.orgId === orgId));
+  if (unknown.length > 0) throw new UsageError(`Not a registered tenant: ${unknown.map(printableOrgId).join(', ')}. Provision it first (provision:tenant). Nothing was changed.`);
+  return tenants;
+}

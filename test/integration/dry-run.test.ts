@@ -1,0 +1,134 @@
+/**
+ * --dry-run on migrate:master, migrate:tenants, provision:tenant and rollback:tenants: the plan
+ * (tenants grouped by version), the SQL captured in a rolled-back transaction, exit 0 — and nothing
+ * changed: the catalog and every tool table are identical before and after.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrateMaster } from '../../src/master/master.ts';
+import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
+import { tenantSchemaName } from '../../src/tenants/naming.ts';
+import { provisionTenant } from '../../src/tenants/provision.ts';
+import { runCli } from '../support/cli.ts';
+import { useFreshDatabase } from '../support/database.ts';
+import { dropAllTenants } from '../support/fleet.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
+import { addFromFixture, copyTree, treeEnv, writeMigration } from '../support/trees.ts';
+
+const db = useFreshDatabase({ prefix: 'tm_dry_run' });
+afterEach(() => expectNoLeftovers(db.knex()));
+
+const NICKNAME = '20260201000003_nickname.ts';
+const PROJECTS = '20260301000004_projects.ts';
+let master: string;
+let tenant: string;
+
+beforeEach(async () => {
+  await dropAllTenants(db.knex());
+  await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock, public.tenant_migrate_runs cascade');
+  master = copyTree('master-basic');
+  tenant = copyTree('tenant-basic', 2);
+  await migrateMaster(db.knex(), { directory: master });
+  await provisionTenant(db.knex(), ['org_a', 'org_b', 'org_c'], { directory: tenant });
+  addFromFixture(tenant, 'tenant-basic', NICKNAME);
+  await migrateTenants(db.knex(), { directory: tenant, tenants: ['org_a'] });
+  writeMigration(
+    tenant,
+    PROJECTS,
+    `await knex.schema.createTable('projects', (t) => { t.increments('id'); t.text('name').notNullable(); });
+     await knex('projects').insert({ name: "it's ?" });`,
+    `await knex.schema.dropTable('projects');`,
+  );
+});
+
+const cli = (...args: string[]) => runCli(args, { env: treeEnv(db.url, { master, tenant }) });
+
+/** The catalog of every non-system schema and every tool table. */
+async function snapshot(): Promise<unknown> {
+  const knex = db.knex();
+  const catalog = await knex.raw(`
+    select n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod) as type
+      from pg_namespace n
+      left join pg_class c on c.relnamespace = n.oid
+      left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+     where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+     order by 1, 2, 4`);
+  const rows: Record<string, unknown> = {};
+  for (const table of ['public.tenants', 'public.knex_migrations', 'public.tenant_migrate_releases', 'public.tenant_migrate_runs', 'public.tenant_migrate_checksums']) {
+    const exists = (await knex.raw('select to_regclass(?) is not null as found', [table])).rows[0].found;
+    rows[table] = exists ? (await knex.raw(`select * from ${table} order by 1`)).rows : 'absent';
+  }
+  for (const orgId of ['org_a', 'org_b', 'org_c']) {
+    rows[orgId] = await knex.withSchema(tenantSchemaName(orgId)).from('knex_migrations').orderBy('id').select('name', 'batch', 'migration_time');
+  }
+  return { catalog: catalog.rows, rows };
+}
+
+describe('--dry-run', () => {
+  it('migrate:tenants: tenants grouped by version, the SQL each migration sends, exit 0, nothing changed', async () => {
+    const before = await snapshot();
+    const result = await cli('migrate:tenants', '--dry-run', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ command: 'migrate:tenants', dryRun: true, ok: true });
+    expect(report.plan).toEqual([
+      { fromVersion: '20260101000002_notes.ts', migrations: [NICKNAME, PROJECTS], tenantCount: 2, orgIds: ['org_b', 'org_c'] },
+      { fromVersion: NICKNAME, migrations: [PROJECTS], tenantCount: 1, orgIds: ['org_a'] },
+    ]);
+    expect(report.sql[NICKNAME]).toEqual(['alter table "org_users" add column "nickname" text']);
+    expect(report.sql[PROJECTS][0]).toMatch(/^create table "projects" \("id" serial primary key, "name" text not null\)$/);
+    expect(report.sql[PROJECTS][1]).toBe(`insert into "projects" ("name") values ('it''s ?')`);
+    expect(await snapshot()).toEqual(before);
+
+    const human = await cli('migrate:tenants', '--dry-run');
+    expect(human.stdout).toContain(`2 tenants at 20260101000002_notes.ts (org_b, org_c): would apply ${NICKNAME}, ${PROJECTS}`);
+    expect(human.stdout).toContain(`-- ${PROJECTS}`);
+    expect(human.stdout).toContain('in a transaction that was rolled back; nothing was changed.');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('provision:tenant, rollback:tenants and migrate:master: their plans and SQL, nothing changed', async () => {
+    await migrateTenants(db.knex(), { directory: tenant }); // the release: NICKNAME (org_b, org_c) and PROJECTS
+    writeMigration(master, '20260401000000_features.ts', `await knex.schema.createTable('features', (t) => { t.text('key').primary(); });`, `await knex.schema.dropTable('features');`);
+    const before = await snapshot();
+
+    const provision = JSON.parse((await cli('provision:tenant', 'org_new', 'org_a', '--dry-run', '--json')).stdout);
+    expect(provision.plan).toEqual([
+      { fromVersion: null, migrations: ['20260101000001_org_users.ts', '20260101000002_notes.ts', NICKNAME, PROJECTS], tenantCount: 1, orgIds: ['org_new'] },
+      { fromVersion: PROJECTS, migrations: [], tenantCount: 1, orgIds: ['org_a'] },
+    ]);
+    expect(provision.sql['20260101000001_org_users.ts'][0]).toMatch(/^create table "org_users"/);
+
+    const rollback = JSON.parse((await cli('rollback:tenants', '--dry-run', '--json')).stdout);
+    // The newest release is PROJECTS (NICKNAME came to org_a in a release of its own before).
+    expect(rollback.plan.map((group: { migrations: string[]; tenantCount: number }) => [group.migrations, group.tenantCount])).toEqual([[[PROJECTS], 3]]);
+    expect(rollback.sql[PROJECTS]).toEqual(['drop table "projects"']);
+
+    const masterRun = JSON.parse((await cli('migrate:master', '--dry-run', '--json')).stdout);
+    expect(masterRun.plan).toEqual([{ fromVersion: '20260101000001_plan_prices.ts', migrations: ['20260401000000_features.ts'], tenantCount: 0, orgIds: [] }]);
+    expect(masterRun.sql['20260401000000_features.ts'][0]).toMatch(/^create table "features"/);
+
+    expect(await snapshot()).toEqual(before);
+    // A dry run is no run: the history has none of them.
+    const history = JSON.parse((await cli('history', '--json')).stdout);
+    expect(history.runs.filter((run: { args: string[] }) => run.args.includes('--dry-run'))).toEqual([]);
+  });
+
+  it('a transaction:false migration is listed but not captured; a failing migration is exit 1, still nothing changed', async () => {
+    addFromFixture(tenant, 'tenant-non-transactional', '20260101000002_email_index_concurrently.ts');
+    const before = await snapshot();
+    const listed = JSON.parse((await cli('provision:tenant', 'org_new', '--dry-run', '--json')).stdout);
+    expect(listed.notCaptured['20260101000002_email_index_concurrently.ts']).toMatch(/config\.transaction = false/);
+    expect(listed.plan[0].migrations).toContain('20260101000002_email_index_concurrently.ts');
+
+    fs.rmSync(path.join(tenant, '20260101000002_email_index_concurrently.ts'));
+    writeMigration(tenant, '20260501000000_broken.ts', `await knex.raw('alter table no_such_table add column x int');`);
+    const failed = await cli('migrate:tenants', '--dry-run', '--json');
+    expect(failed.code).toBe(1);
+    const report = JSON.parse(failed.stdout);
+    expect(report.ok).toBe(false);
+    expect(report.error).toMatch(/20260501000000_broken\.ts \(up\) failed: .*no_such_table/);
+    expect(await snapshot()).toEqual(before);
+  });
+});
