@@ -123,8 +123,9 @@ async function demo(): Promise<void> {
     fs.copyFileSync(path.join(shipped, newest), path.join(tenantTree, newest));
     await cli('status');
 
-    heading('4. Deploy: migrate every tenant (one transaction per tenant)');
-    await cli('migrate:tenants');
+    heading('4. Deploy: first the plan and its SQL (a dry run), then a canary wave before the rest');
+    await cli('migrate:tenants', '--dry-run');
+    await cli('migrate:tenants', '--canary', '1');
 
     heading(`5. The app: store chat messages with embeddings in ${ORGS[0]}, find the nearest`);
     await vectorSearch(server.url);

@@ -16,6 +16,11 @@ describe('pnpm demo', () => {
     expect(output).toContain('3 provisioned');
     expect(output).toContain('3 behind');
     expect(output).toContain('3 migrated');
+    // The deploy: a dry run first (nothing changed), then one canary before the other two.
+    expect(output).toMatch(/3 tenants at 20260101000002_chat_messages\.ts \(.*\): would apply 20260101000003_chat_messages_embedding_hnsw\.ts/);
+    expect(output).toContain('in a transaction that was rolled back; nothing was changed.');
+    expect(output).toContain('wave 1/2: 1 tenant');
+    expect(output).toContain('wave 2: 2 tenants — 2 migrated');
     expect(output).toMatch(/0\.\d{4} {2}Tips for running a 1:1 with my manager/); // the nearest neighbour comes first
     expect(output).toContain('3 rolled back');
     expect(output).toContain('seed:master: ran 1 seed in public');

@@ -34,7 +34,7 @@ function dryRunLines(result: DryRunResult): string[] {
   if (!result.ok) lines.push('', pc.red(`✘ the dry run failed: ${result.error}`));
   lines.push(
     '',
-    `Dry run: the SQL above was captured by running the migrations for one tenant of each group (${result.command === 'migrate:master' ? 'public' : 'schema'}) in a transaction that was rolled back; nothing was changed.`,
+    `Dry run: the SQL above was captured by running the migrations ${result.command === 'migrate:master' ? 'in public' : 'for one tenant of each group'} in a transaction that was rolled back; nothing was changed.`,
   );
   return lines;
 }
