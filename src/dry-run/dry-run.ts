@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { relationExists } from '../db/relation-exists.ts';
 import { UsageError } from '../errors.ts';
 import { readApplied } from '../migration/bookkeeping.ts';
 import { describeError } from '../migration/describe-error.ts';
@@ -70,7 +71,7 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
   const groups: { group: DryRunGroup; schema: string; direction: 'up' | 'down'; createSchema?: boolean }[] = [];
 
   if (command === 'migrate:master') {
-    const applied = (await hasTable(knex, 'public.knex_migrations')) ? await readApplied(knex, 'public') : [];
+    const applied = (await relationExists(knex, 'public', 'knex_migrations')) ? await readApplied(knex, 'public') : [];
     const steps = planUp(source.names, applied).steps;
     groups.push({ group: { fromVersion: newest(applied), migrations: steps, tenantCount: 0, orgIds: [] }, schema: 'public', direction: 'up' });
   } else if (command === 'provision:tenant') {
@@ -180,11 +181,6 @@ function inline(knex: Knex, statement: SentStatement): string {
 
 function newest(applied: readonly AppliedMigration[]): string | null {
   return applied.map((row) => row.name).sort().at(-1) ?? null;
-}
-
-async function hasTable(knex: Knex, name: string): Promise<boolean> {
-  const { rows } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [name]);
-  return Boolean(rows[0]?.found);
 }
 
 /** The registry's rows, without creating it (a dry run writes nothing). */

@@ -10,6 +10,7 @@
 import os from 'node:os';
 import type { Knex } from 'knex';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { relationExists } from '../db/relation-exists.ts';
 import type { Actor } from './actor.ts';
 
 export const RUNS_TABLE = { schema: 'public', table: 'tenant_migrate_runs' } as const;
@@ -37,8 +38,7 @@ export interface RunRecord {
 }
 
 async function ensureRunsTable(knex: Knex): Promise<void> {
-  const { rows } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [`${RUNS_TABLE.schema}.${RUNS_TABLE.table}`]);
-  if (rows[0]?.found) return;
+  if (await relationExists(knex, RUNS_TABLE.schema, RUNS_TABLE.table)) return;
   await knex.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?, ?)', [...CREATE_LOCK]);
     await trx.raw(
@@ -90,8 +90,7 @@ export async function discardRun(knex: Knex, id: number): Promise<void> {
  * A `running` row whose process is gone — on this host, checked by its pid — is `interrupted`.
  */
 export async function listRuns(knex: Knex, options: { limit?: number; id?: number } = {}): Promise<RunRecord[]> {
-  const { rows: found } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [`${RUNS_TABLE.schema}.${RUNS_TABLE.table}`]);
-  if (!found[0]?.found) return [];
+  if (!(await relationExists(knex, RUNS_TABLE.schema, RUNS_TABLE.table))) return [];
   const query = knex
     .withSchema(RUNS_TABLE.schema)
     .from(RUNS_TABLE.table)

@@ -21,6 +21,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { relationExists } from '../db/relation-exists.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
@@ -319,12 +320,12 @@ async function readPlan(trx: Knex.Transaction, run: SchemaRun, opened: Opened): 
   return { plan, applied };
 }
 
-/** Asked again after `prepare`, which may have created the schema. */
+/**
+ * Asked again after `prepare`, which may have created the schema, and after the lock: the answer of
+ * the statement that took the lock was read before the lock was granted (relation-exists.ts).
+ */
 async function hasBookkeepingTable(trx: Knex.Transaction, schema: string): Promise<boolean> {
-  const { rows } = await trx.raw<{ rows: { exists: boolean }[] }>('select to_regclass(?) is not null as exists', [
-    `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`,
-  ]);
-  return rows[0]!.exists;
+  return relationExists(trx, schema, MIGRATIONS_TABLE);
 }
 
 /**

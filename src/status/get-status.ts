@@ -16,6 +16,7 @@ import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { listMigrationNames } from '../migration/source.ts';
+import { relationExists } from '../db/relation-exists.ts';
 import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
 import { inspectRegistry, isUpToDate, refuseForeignTable } from '../tenants/registry.ts';
@@ -121,8 +122,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {
-  const { rows: found } = await knex.raw<{ rows: { found: boolean }[] }>("select to_regclass('public.knex_migrations') is not null as found");
-  if (!found[0]?.found) return []; // never migrated: no bookkeeping table yet
+  if (!(await relationExists(knex, 'public', 'knex_migrations'))) return []; // never migrated: no bookkeeping table yet
   const { rows } = await knex.raw<{ rows: { name: string }[] }>('select name from public.knex_migrations order by id');
   return rows.map((row) => row.name);
 }

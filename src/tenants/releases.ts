@@ -17,6 +17,7 @@ import type { Knex } from 'knex';
 import { READ_COMMITTED } from '../db/isolation.ts';
 import { REGISTRY_LOCK_KEY } from '../db/advisory-lock.ts';
 import { quoteIdentifier } from '../db/quote.ts';
+import { relationExists } from '../db/relation-exists.ts';
 import { registrySql, type RegistryTable } from './registry-table.ts';
 
 export const RELEASES_TABLE = 'tenant_migrate_releases';
@@ -53,8 +54,7 @@ async function lockLedger(trx: Knex.Transaction, registry: RegistryTable): Promi
 }
 
 async function ledgerExists(knex: Knex, registry: RegistryTable): Promise<boolean> {
-  const { rows } = await knex.raw<{ rows: { found: boolean }[] }>('select to_regclass(?) is not null as found', [ledgerSql(registry)]);
-  return Boolean(rows[0]?.found);
+  return relationExists(knex, registry.schema, RELEASES_TABLE);
 }
 
 /**

@@ -9,6 +9,8 @@ import { migrateMaster } from '../../src/master/master.ts';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
+import { ensureRegistry } from '../../src/tenants/registry.ts';
+import { schemaLockKey } from '../../src/db/advisory-lock.ts';
 import { createTestDatabase, useFreshDatabase } from '../support/database.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
@@ -185,3 +187,42 @@ describe('a transaction the server did not commit', () => {
   });
 });
 
+
+describe("a session's catalog cache is not the truth after an advisory lock", () => {
+  it('a run that waited for another to create knex_migrations reads its rows, never applies the tree again', async () => {
+    const extra = await createTestDatabase('tm_trust_cache');
+    const a = knexFactory(knexConfig(extra.connection, 1));
+    const b = knexFactory(knexConfig(extra.connection, 1));
+    // A third session holds public's lock, so that A and then B queue for it before either has
+    // looked at (or created) knex_migrations — the order in which two deploys can meet.
+    const holder = knexFactory(knexConfig(extra.connection, 1));
+    const waiting = async (count: number) => {
+      for (let i = 0; i < 400; i++) {
+        const { rows } = await holder.raw("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted");
+        if (rows[0].n >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      throw new Error(`${count} runs never queued for the lock`);
+    };
+    try {
+      await ensureRegistry(a); // what migrate:master creates first; no bookkeeping yet
+      const master = copyTree('master-basic', 0);
+      writeMigration(master, '20260101000000_slow.ts', "await knex.raw('create table if not exists slow_things (id int)'); await knex.raw('select pg_sleep(0.5)');");
+      await holder.raw('select pg_advisory_lock(?, ?)', [...schemaLockKey('public')]);
+      const runA = migrateMaster(a, { directory: master });
+      await waiting(1);
+      // B's session has looked the table up before (any earlier query of a long-lived pool can have):
+      // its catalog cache now says "no such table".
+      expect((await b.raw("select to_regclass('public.knex_migrations') as oid")).rows[0].oid).toBeNull();
+      const runB = migrateMaster(b, { directory: master });
+      await waiting(2);
+      await holder.raw('select pg_advisory_unlock(?, ?)', [...schemaLockKey('public')]);
+      const results = await Promise.all([runA, runB]);
+      expect(results.map((run) => run.error ?? run.status)).toEqual(['migrated', 'up-to-date']);
+      expect(await a('knex_migrations').withSchema('public').pluck('name')).toEqual(['20260101000000_slow.ts']);
+    } finally {
+      await Promise.all([a.destroy(), b.destroy(), holder.destroy()]);
+      await extra.drop();
+    }
+  });
+});
