@@ -7,6 +7,7 @@ export { provisionTenant } from './tenants/provision.ts';
 export { migrateTenants, type MigrateTenantsOptions, type WaveEvent } from './tenants/migrate-tenants.ts';
 export { parseWaves, splitIntoWaves, type WaveSpec } from './fleet/waves.ts';
 export { dryRun, type DryRunCommand, type DryRunOptions, type DryRunResult, type DryRunGroup } from './dry-run/dry-run.ts';
+export { acceptChecksums, findEditedFiles, fileChecksum, EditedMigrationError, CHECKSUMS_TABLE, type EditedFile } from './migration/checksums.ts';
 export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenants.ts';
 export { getStatus, type StatusOptions } from './status/get-status.ts';
 export { withTenant } from './tenants/with-tenant.ts';

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.ts';
 import { registerBackupCommands } from './commands/backup.ts';
+import { registerChecksumsCommand } from './commands/checksums.ts';
 import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
 import { registerMakeCommands } from './commands/make.ts';
@@ -23,7 +24,7 @@ import type { RunCommand } from './register.ts';
 import { setCurrentCommand } from './context.ts';
 
 /** The commands that may change the database: each run gets a row in the run history (`history`). */
-const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant', 'seed:master', 'seed:tenants', 'deprovision:tenant', 'restore:tenant']);
+const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant', 'seed:master', 'seed:tenants', 'deprovision:tenant', 'restore:tenant', 'checksums:accept']);
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand, registerBackupCommands]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand, registerBackupCommands, registerChecksumsCommand]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

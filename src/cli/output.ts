@@ -210,6 +210,9 @@ export function statusLines(status: StatusResult): string[] {
   if (tenants.deletedOrgIds.length) lines.push(pc.yellow(`Deleted in Clerk, awaiting deprovisioning: ${preview(tenants.deletedOrgIds)}`));
   if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));
   if (status.missingSchemas.length) lines.push(pc.red(`Missing schemas (registered, not in the database): ${preview(status.missingSchemas)}`));
+  for (const file of status.editedFiles) {
+    lines.push(pc.red(`Edited after it was applied (${file.tree} tree): ${file.name} — sha256 now ${file.current.slice(0, 12)}…, recorded ${file.recorded.slice(0, 12)}… (checksums:accept ${file.name} if intended)`));
+  }
   lines.push(status.ok ? pc.green('Everything is up to date.') : pc.yellow('Something is pending or drifted (status --check exits 1).'));
   return lines;
 }

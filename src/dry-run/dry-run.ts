@@ -4,7 +4,7 @@
  * the migrations run for real — inside a transaction, under the tenant's lock, that is then rolled
  * back — and every statement they send is noted (Knex's `query` event, as the executor observes
  * migrations). So the SQL shown is what PostgreSQL accepted, not a guess. Nothing is created: not
- * the registry, the release ledger or the run history.
+ * the registry, the release ledger, the checksums or the run history.
  */
 import path from 'node:path';
 import type { Knex } from 'knex';

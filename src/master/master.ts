@@ -10,6 +10,7 @@ import { describeError } from '../migration/describe-error.ts';
 import type { UndoRule } from '../migration/plan.ts';
 import { undoTarget } from '../migration/undo-target.ts';
 import { runSchema, StepError, type SchemaRun } from '../migration/run-schema.ts';
+import { checkTree, masterApplied } from '../migration/checksums.ts';
 import { directorySource } from '../migration/source.ts';
 import type { MasterResult } from '../report/results.ts';
 import { ensureRegistry } from '../tenants/registry.ts';
@@ -71,6 +72,8 @@ async function runMaster(
   };
   const base = { command, schema: 'public' as const };
   const ms = () => Math.round(performance.now() - started);
+  // An applied file edited since stops the run here, before anything is written.
+  const checksums = await checkTree(knex, 'master', source, masterApplied, warn);
   try {
     const { plan } = await runSchema(knex, {
       schema: 'public',
@@ -78,6 +81,7 @@ async function runMaster(
       ...intent,
       onWarning: warn,
     });
+    await checksums.sync(knex);
     const changed = intent.direction === 'up' ? 'migrated' : 'rolled-back';
     return {
       ...base,
@@ -93,6 +97,7 @@ async function runMaster(
         ? `public: migration ${error.migration} (${error.direction}) failed: ${describeError(error.cause)}`
         : `public: ${describeError(error)}`;
     if (!(error instanceof StepError) && !(error instanceof Error && error.name === 'PlanError')) throw error;
+    await checksums.sync(knex);
     return { ...base, ok: false, status: 'failed', migrations: [], error: message, ms: ms() };
   }
 }

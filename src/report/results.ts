@@ -83,6 +83,8 @@ export interface StatusResult {
   orphanSchemas: string[];
   /** Registry rows whose schema does not exist. */
   missingSchemas: string[];
+  /** Applied migrations whose file changed since (checksums): migrate, rollback and provision refuse to run. */
+  editedFiles: { tree: 'master' | 'tenant'; name: string; recorded: string; current: string }[];
   /**
    * On a Citus coordinator only: how many tenants each node holds (a distributed schema lives on
    * one worker; a schema that is not distributed counts on the coordinator).

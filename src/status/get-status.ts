@@ -15,8 +15,9 @@ import { tenantsPerNode } from '../citus/tenants-per-node.ts';
 import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
-import { listMigrationNames } from '../migration/source.ts';
 import { relationExists } from '../db/relation-exists.ts';
+import { findEditedFiles } from '../migration/checksums.ts';
+import { directorySource, listMigrationNames } from '../migration/source.ts';
 import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
 import { inspectRegistry, isUpToDate, refuseForeignTable } from '../tenants/registry.ts';
@@ -110,7 +111,12 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
+  const editedFiles = await findEditedFiles(knex, [
+    { tree: 'master', source: directorySource(path.resolve(options.masterDirectory ?? 'migrations/master')) },
+    { tree: 'tenant', source: directorySource(path.resolve(options.tenantDirectory ?? 'migrations/tenant')) },
+  ]);
   const ok =
+    editedFiles.length === 0 &&
     master.pending.length === 0 &&
     master.missingFiles.length === 0 &&
     tenants.behind === 0 &&
@@ -118,7 +124,7 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     drifted.length === 0 &&
     orphans.length === 0 &&
     missingSchemas.length === 0;
-  return { master, tenants, orphanSchemas: orphans, missingSchemas, ...(nodes ? { nodes } : {}), ok };
+  return { master, tenants, orphanSchemas: orphans, missingSchemas, editedFiles, ...(nodes ? { nodes } : {}), ok };
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {

@@ -4,6 +4,7 @@ import { runFleet } from '../fleet/run-fleet.ts';
 import { splitIntoWaves, type WaveSpec } from '../fleet/waves.ts';
 import { UsageError } from '../errors.ts';
 import { expectApplied, type Expectation } from '../migration/replay-script.ts';
+import { checkTree, tenantApplied } from '../migration/checksums.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { summarize, type FleetResult, type TenantResult, type WaveSummary } from '../report/results.ts';
@@ -35,6 +36,8 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
   const tenants = await selectTenants(knex, options.tenants, registry);
   const waves = await wavesOf(knex, tenants, options);
   const { warnings, warn } = collectWarnings(options);
+  // An applied file edited since stops the run here, before anything is written.
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
   await recordRelease(knex, registry, source.names);
   const verify = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
@@ -76,6 +79,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
     results.push(...ran.map(tag));
     if (ran.some((result) => result.status === 'failed')) failedWave = number;
   }
+  await checksums.sync(knex);
   const result = fleetResult('migrate:tenants', tenants, results, started, warnings);
   return waves.length > 1 ? { ...result, waves: waveSummaries(results, waves.length) } : result;
 }

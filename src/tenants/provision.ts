@@ -9,6 +9,7 @@ import { quoteIdentifier } from '../db/quote.ts';
 import { bookkeepingDdl } from '../migration/bookkeeping.ts';
 import { expectNewSchema } from '../migration/replay-script.ts';
 import { runSchema } from '../migration/run-schema.ts';
+import { checkTree, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
@@ -52,6 +53,8 @@ export async function provisionTenant(
   const tenants = wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId), version: null, count: 0 }));
   await refuseConflicts(knex, registry, tenants);
   const { warnings, warn } = collectWarnings(options);
+  // An applied file edited since stops the run here, before anything is written.
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
   // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
   await recordRelease(knex, registry, source.names);
@@ -61,6 +64,7 @@ export async function provisionTenant(
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
   });
+  await checksums.sync(knex);
   return fleetResult('provision:tenant', tenants, results, started, warnings);
 }
 

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.ts';
 import { runFleet } from '../fleet/run-fleet.ts';
 import type { UndoRule } from '../migration/plan.ts';
 import { runSchema } from '../migration/run-schema.ts';
+import { checkTree, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { undoTarget } from '../migration/undo-target.ts';
 import type { FleetResult, TenantResult } from '../report/results.ts';
@@ -64,6 +65,8 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   const to = options.to === undefined ? undefined : undoTarget(source.names, options.to, 'tenant');
   const tenants = await selectTenants(knex, options.tenants, registry);
   const { warnings, warn } = collectWarnings(options);
+  // An applied file edited since stops the run here, before anything is written.
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
 
   const release = options.all || to !== undefined ? undefined : await newestRelease(knex, registry);
@@ -103,5 +106,6 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   if (everyTenant && allSucceeded) {
     await settleRollback(knex, registry, release ? { release } : to !== undefined ? { to } : { all: true });
   }
+  await checksums.sync(knex);
   return fleetResult('rollback:tenants', tenants, results, started, warnings);
 }

@@ -23,7 +23,7 @@ describe.skipIf(!url)('on a Citus cluster (coordinator + 2 workers)', () => {
     // A clean slate in the shared database: every tenant schema and every table of the tool's.
     const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
     for (const { nspname } of rows) await knex.raw('drop schema ?? cascade', [nspname]);
-    for (const table of ['tenants', 'tenant_migrate_releases', 'knex_migrations', 'knex_migrations_lock', 'plans']) {
+    for (const table of ['tenants', 'tenant_migrate_releases', 'tenant_migrate_checksums', 'knex_migrations', 'knex_migrations_lock', 'plans']) {
       await knex.raw('drop table if exists public.?? cascade', [table]);
     }
     tenantTree = copyTree('citus/tenant');

@@ -55,7 +55,7 @@ async function snapshot(): Promise<unknown> {
      where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
      order by 1, 2, 4`);
   const rows: Record<string, unknown> = {};
-  for (const table of ['public.tenants', 'public.knex_migrations', 'public.tenant_migrate_releases', 'public.tenant_migrate_runs']) {
+  for (const table of ['public.tenants', 'public.knex_migrations', 'public.tenant_migrate_releases', 'public.tenant_migrate_runs', 'public.tenant_migrate_checksums']) {
     const exists = (await knex.raw('select to_regclass(?) is not null as found', [table])).rows[0].found;
     rows[table] = exists ? (await knex.raw(`select * from ${table} order by 1`)).rows : 'absent';
   }

@@ -49,6 +49,7 @@ describe('status', () => {
       },
       orphanSchemas: ['tid_0123456789'],
       missingSchemas: [tenantSchemaName('org_b')],
+      editedFiles: [],
       ok: false,
     });
     const check = await runCli(['status', '--check'], { env });

@@ -6,7 +6,7 @@ export async function dropAllTenants(knex: Knex): Promise<void> {
   const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%'");
   for (const { nspname } of rows) await knex.raw('drop schema ?? cascade', [nspname]);
   await knex.raw('drop table if exists public.tenants');
-  await knex.raw('drop table if exists public.tenant_migrate_releases');
+  await knex.raw('drop table if exists public.tenant_migrate_releases, public.tenant_migrate_checksums');
 }
 
 /** The tenant-looking schemas in the database, sorted. */

@@ -1,0 +1,185 @@
+/**
+ * Checksums of applied migrations (as Flyway and Atlas keep them): the sha256 of each applied file,
+ * line endings normalised, once per tree and file — not per tenant — in
+ * `public.tenant_migrate_checksums`. A command that runs a tree compares first: a file edited after
+ * it was applied stops it (exit 2, nothing written), naming the file and both hashes;
+ * `checksums:accept` records the new content as intended.
+ *
+ * Only files applied somewhere are recorded — in `public.knex_migrations` for the master tree, in
+ * at least one tenant for the tenant tree (the registry's largest migration count; the tree applies
+ * in order) — so a migration that failed everywhere can still be fixed and run again. A rollback
+ * forgets the files it left applied nowhere.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { REGISTRY_LOCK_KEY } from '../db/advisory-lock.ts';
+import { READ_COMMITTED } from '../db/isolation.ts';
+import { relationExists } from '../db/relation-exists.ts';
+import { UsageError } from '../errors.ts';
+import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
+import type { MigrationSource } from './source.ts';
+
+export const CHECKSUMS_TABLE = 'public.tenant_migrate_checksums';
+
+export type Tree = 'master' | 'tenant';
+
+export interface EditedFile {
+  tree: Tree;
+  name: string;
+  /** The sha256 recorded when the file was applied. */
+  recorded: string;
+  /** The sha256 of the file now. */
+  current: string;
+}
+
+/** An applied migration whose file changed since: exit 2, before anything is written. */
+export class EditedMigrationError extends UsageError {
+  constructor(readonly edited: readonly EditedFile[]) {
+    super(
+      `${edited.map((file) => `${file.name} (${file.tree} tree) was edited after it was applied: sha256 ${file.current}, recorded ${file.recorded}`).join('; ')}. ` +
+        'Undo the edit and put the change in a new migration, or, if the edit is intended (a comment, a fix that changes nothing applied), run checksums:accept ' +
+        `${edited.map((file) => file.name).join(' ')}. Nothing was changed.`,
+    );
+  }
+}
+
+/** sha256 of a file's text with CRLF line endings read as LF: a checkout on Windows is no edit. */
+export function fileChecksum(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file, 'utf8').replace(/\r\n/g, '\n')).digest('hex');
+}
+
+function checksumsOf(source: MigrationSource): Map<string, string> {
+  return new Map(source.names.map((name) => [name, fileChecksum(path.join(source.directory, name))]));
+}
+
+async function tableExists(knex: Knex): Promise<boolean> {
+  return relationExists(knex, 'public', 'tenant_migrate_checksums');
+}
+
+async function ensureTable(knex: Knex): Promise<void> {
+  if (await tableExists(knex)) return;
+  await knex.transaction(async (trx) => {
+    // Under the registry's lock: two first runs at once must not both create it.
+    await trx.raw('select pg_advisory_xact_lock(?, ?)', REGISTRY_LOCK_KEY);
+    await trx.raw(`create table if not exists ${CHECKSUMS_TABLE} (
+      tree text not null check (tree in ('master', 'tenant')),
+      name text not null,
+      sha256 text not null,
+      recorded_at timestamptz not null default now(),
+      primary key (tree, name)
+    )`);
+  }, READ_COMMITTED);
+}
+
+async function recordedChecksums(knex: Knex, tree: Tree): Promise<Map<string, string>> {
+  const rows = (await knex.raw<{ rows: { name: string; sha256: string }[] }>(`select name, sha256 from ${CHECKSUMS_TABLE} where tree = ?`, [tree])).rows;
+  return new Map(rows.map((row) => [row.name, row.sha256]));
+}
+
+function editedFiles(tree: Tree, recorded: Map<string, string>, current: Map<string, string>): EditedFile[] {
+  return [...recorded]
+    .filter(([name, sha256]) => current.has(name) && current.get(name) !== sha256)
+    .map(([name, sha256]) => ({ tree, name, recorded: sha256, current: current.get(name)! }));
+}
+
+/** What a command that runs a tree does with checksums: compared before, brought up to date after. */
+export interface TreeChecksums {
+  /** After the run: records the files now applied and forgets those applied nowhere. */
+  sync(knex: Knex): Promise<void>;
+}
+
+/**
+ * Compares the tree with what was recorded; call before anything is written.
+ * @throws EditedMigrationError (exit 2) naming every edited file.
+ */
+export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, onWarning?: (message: string) => void): Promise<TreeChecksums> {
+  await ensureTable(knex);
+  const current = checksumsOf(source);
+  const recorded = await recordedChecksums(knex, tree);
+  const edited = editedFiles(tree, recorded, current);
+  if (edited.length > 0) throw new EditedMigrationError(edited);
+  // A tree applied before checksums were kept: its files are recorded as they are now, said once.
+  const unrecorded = recorded.size === 0 ? (await applied(knex)).filter((name) => current.has(name)) : [];
+  return {
+    async sync(knex) {
+      const names = new Set(await applied(knex));
+      const add = source.names.filter((name) => names.has(name) && !recorded.has(name));
+      const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
+      if (unrecorded.length > 0) {
+        onWarning?.(
+          `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${CHECKSUMS_TABLE}), as the files are now: ` +
+            'from now on, an edit to an applied migration stops migrate, rollback and provision.',
+        );
+      }
+      if (add.length === 0 && drop.length === 0) return;
+      await knex.transaction(async (trx) => {
+        if (add.length > 0) {
+          await trx.raw(`insert into ${CHECKSUMS_TABLE} (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing`, [tree, add, add.map((name) => current.get(name)!)]);
+        }
+        if (drop.length > 0) await trx.raw(`delete from ${CHECKSUMS_TABLE} where tree = ? and name = any(?::text[])`, [tree, drop]);
+      }, READ_COMMITTED);
+    },
+  };
+}
+
+/** Reads which files of a tree are applied somewhere, after a run. */
+export type AppliedNames = (knex: Knex) => Promise<readonly string[]>;
+
+/** The master tree's applied files: public.knex_migrations. */
+export const masterApplied: AppliedNames = async (knex) => {
+  if (!(await relationExists(knex, 'public', 'knex_migrations'))) return [];
+  return (await knex.raw<{ rows: { name: string }[] }>('select name from public.knex_migrations')).rows.map((row) => row.name);
+};
+
+/** The tenant tree's files applied in at least one tenant: the first (largest migration count) files. */
+export function tenantApplied(registry: RegistryTable, source: MigrationSource): AppliedNames {
+  return async (knex) => {
+    const { rows } = await knex.raw<{ rows: { most: number | null }[] }>(`select max(migration_count) as most from ${registrySql(registry)}`);
+    return source.names.slice(0, Number(rows[0]?.most ?? 0));
+  };
+}
+
+/** For `status`: the edited files of both trees (none when nothing was recorded yet). Reads only. */
+export async function findEditedFiles(knex: Knex, trees: readonly { tree: Tree; source: MigrationSource }[]): Promise<EditedFile[]> {
+  if (!(await tableExists(knex))) return [];
+  const edited: EditedFile[] = [];
+  for (const { tree, source } of trees) edited.push(...editedFiles(tree, await recordedChecksums(knex, tree), checksumsOf(source)));
+  return edited;
+}
+
+export interface AcceptedFile extends EditedFile {
+  /** False when the recorded checksum already matched (nothing to accept). */
+  changed: boolean;
+}
+
+/**
+ * `checksums:accept`: records the current content of applied files as intended. Each name (a file
+ * name or a path to one) must be a migration of the master or the tenant tree.
+ * @throws UsageError (exit 2, nothing changed) for a file of neither tree, or one never applied.
+ */
+export async function acceptChecksums(knex: Knex, files: readonly string[], trees: readonly { tree: Tree; source: MigrationSource }[]): Promise<AcceptedFile[]> {
+  await ensureTable(knex);
+  const wanted = files.map((file) => {
+    const name = path.basename(file);
+    const found = trees.filter(({ source }) => source.names.includes(name));
+    if (found.length === 0) throw new UsageError(`${file} is not a migration of the master tree (${trees[0]?.source.directory}) or the tenant tree (${trees[1]?.source.directory}). Nothing was changed.`);
+    return found.map(({ tree, source }) => ({ tree, name, current: fileChecksum(path.join(source.directory, name)) }));
+  });
+  return knex.transaction(async (trx) => {
+    const accepted: AcceptedFile[] = [];
+    for (const candidates of wanted) {
+      for (const file of candidates) {
+        const row = (await trx.raw<{ rows: { sha256: string }[] }>(`select sha256 from ${CHECKSUMS_TABLE} where tree = ? and name = ? for update`, [file.tree, file.name])).rows[0];
+        if (!row) continue;
+        await trx.raw(`update ${CHECKSUMS_TABLE} set sha256 = ?, recorded_at = now() where tree = ? and name = ?`, [file.current, file.tree, file.name]);
+        accepted.push({ ...file, recorded: row.sha256, changed: row.sha256 !== file.current });
+      }
+      if (!accepted.some((file) => file.name === candidates[0]!.name)) {
+        throw new UsageError(`${candidates[0]!.name} has no recorded checksum: it is not applied anywhere yet, so there is nothing to accept. Nothing was changed.`);
+      }
+    }
+    return accepted;
+  }, READ_COMMITTED);
+}
