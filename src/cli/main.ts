@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.ts';
 import { registerBackupCommands } from './commands/backup.ts';
+import { registerLintCommand } from './commands/lint.ts';
 import { registerChecksumsCommand } from './commands/checksums.ts';
 import { registerCitusCommands } from './commands/citus.ts';
 import { registerClerkCommands } from './commands/clerk.ts';
@@ -46,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand, registerBackupCommands, registerChecksumsCommand]) {
+  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand, registerBackupCommands, registerChecksumsCommand, registerLintCommand]) {
     register(program, run);
   }
   for (const command of program.commands) command.exitOverride();

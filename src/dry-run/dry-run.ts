@@ -8,16 +8,13 @@
  */
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { schemaLockKey } from '../db/advisory-lock.ts';
-import { READ_COMMITTED } from '../db/isolation.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import { UsageError } from '../errors.ts';
 import { readApplied } from '../migration/bookkeeping.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
-import { setLocalSearchPath } from '../migration/run-schema.ts';
-import { logStatements, type SentStatement } from '../migration/sent-statements.ts';
-import { directorySource, isTransactional, type MigrationSource } from '../migration/source.ts';
+import { captureSql } from '../migration/capture-sql.ts';
+import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { printableOrgId, tenantSchemaName, validateOrgIds } from '../tenants/naming.ts';
 import { registryOf } from '../tenants/options.ts';
 import { inspectRegistry, listTenants, type TenantRecord } from '../tenants/registry.ts';
@@ -98,7 +95,7 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     const todo = group.migrations.filter((name) => !(name in result.sql) && !(name in result.notCaptured));
     if (todo.length === 0 || !result.ok) continue;
     try {
-      await capture(knex, { schema, source, direction, steps: group.migrations, createSchema }, result);
+      await captureSql(knex, { schema, source, direction, steps: group.migrations, createSchema }, result);
     } catch (error) {
       result.ok = false;
       result.error = describeError(error);
@@ -126,57 +123,6 @@ async function tenantGroups(knex: Knex, source: MigrationSource, tenants: readon
     });
   }
   return groups.sort((a, b) => (a.group.fromVersion ?? '').localeCompare(b.group.fromVersion ?? ''));
-}
-
-class RolledBack extends Error {}
-
-/**
- * Runs `steps` for `schema` in one transaction under its lock, noting what each migration sends,
- * then rolls the transaction back. A migration that fails is named in the error.
- */
-async function capture(
-  knex: Knex,
-  run: { schema: string; source: MigrationSource; direction: 'up' | 'down'; steps: readonly string[]; createSchema?: boolean },
-  into: Pick<DryRunResult, 'sql' | 'notCaptured'>,
-): Promise<void> {
-  try {
-    await knex.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(run.schema)]);
-      if (run.createSchema) await trx.raw('create schema ??', [run.schema]);
-      await setLocalSearchPath(trx, run.schema);
-      for (const name of run.steps) {
-        const migration = await run.source.load(name);
-        if (!isTransactional(migration)) {
-          into.notCaptured[name] ??= 'config.transaction = false: it runs outside a transaction, so it cannot run in the rolled-back one';
-          continue;
-        }
-        const log = logStatements(trx);
-        try {
-          await (run.direction === 'up' ? migration.up(trx) : migration.down?.(trx));
-        } catch (error) {
-          throw new Error(`${name} (${run.direction}) failed: ${describeError(error)}`, { cause: error });
-        } finally {
-          log.stop();
-        }
-        into.sql[name] ??= log.sent.map((statement) => inline(knex, statement));
-      }
-      throw new RolledBack();
-    }, READ_COMMITTED);
-  } catch (error) {
-    if (!(error instanceof RolledBack)) throw error;
-  }
-}
-
-/**
- * A statement as it would run: the driver's `$n` placeholders replaced by the bindings, escaped by
- * Knex's own literal escaping.
- */
-function inline(knex: Knex, statement: SentStatement): string {
-  if (statement.bindings.length === 0) return statement.sql;
-  return statement.sql.replace(/\$(\d+)\b/g, (placeholder, index: string) => {
-    const value = statement.bindings[Number(index) - 1];
-    return value === undefined && Number(index) > statement.bindings.length ? placeholder : knex.raw('?', [value as Knex.Value]).toQuery();
-  });
 }
 
 function newest(applied: readonly AppliedMigration[]): string | null {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { MasterResult } from '../../report/results.ts';
 import { withDatabase } from '../context.ts';
 import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
+import { lintBeforeMigrating } from './lint.ts';
 import { masterLines, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
@@ -11,9 +12,11 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .description('apply pending master migrations to public (and create the tenants registry)')
     .option('--json', 'print the result as JSON on stdout')
     .option('--dry-run', DRY_RUN_HELP)
-    .action((flags: { json?: boolean; dryRun?: boolean }) =>
+    .option('--strict', 'stop (exit 1, nothing migrated) when lint finds fleet-unsafe DDL in a pending migration')
+    .action((flags: { json?: boolean; dryRun?: boolean; strict?: boolean }) =>
       run('migrate:master', flags, (output) =>
         flags.dryRun ? runDryRun(output, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir })) : withDatabase({}, async (db, config) => {
+          if (!(await lintBeforeMigrating(db.knex, output, 'master', config, flags.strict))) return 1;
           const { migrateMaster } = await import('../../master/master.ts');
           return report(
             output,

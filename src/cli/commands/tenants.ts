@@ -7,6 +7,7 @@ import { UsageError } from '../../errors.ts';
 import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
 import { withDatabase } from '../context.ts';
 import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
+import { lintBeforeMigrating } from './lint.ts';
 import { fleetProgress, fleetSummaryLine, waveLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
@@ -24,6 +25,7 @@ interface FleetFlags {
   waves?: string;
   pause?: string;
   dryRun?: boolean;
+  strict?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -104,14 +106,21 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     .addOption(new Option('--canary-tenants <orgId...>', 'the canary wave is exactly these orgs (repeatable, or comma-separated)').argParser(collectList))
     .option('--waves <list>', 'waves as running totals of the fleet, e.g. 1,10%,100%; a failure in a wave skips every later wave')
     .option('--pause <seconds>', 'wait this long between waves')
+    .option('--strict', 'stop (exit 1, nothing migrated) when lint finds fleet-unsafe DDL in a pending migration')
     .action((flags: FleetFlags) =>
       run('migrate:tenants', flags, (output) => {
         if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant }));
         const waves = waveOptions(flags);
-        return runFleetCommand(output, flags, 'migrate:tenants', async (knex, options) => {
-          const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
-          return migrateTenants(knex, { ...options, verify: flags.verify, ...waves });
-        });
+        return runFleetCommand(
+          output,
+          flags,
+          'migrate:tenants',
+          async (knex, options) => {
+            const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
+            return migrateTenants(knex, { ...options, verify: flags.verify, ...waves });
+          },
+          (knex, config) => lintBeforeMigrating(knex, output, 'tenant', config, flags.strict),
+        );
       }),
     );
 
@@ -136,8 +145,16 @@ export const registerTenantCommands: Register = (program: Command, run) => {
 
 type FleetCall = (knex: import('knex').Knex, options: TenantCommandOptions & Pick<MigrateTenantsOptions, 'onWave'>, config: import('../../config/load-config.ts').Config) => Promise<FleetResult>;
 
-async function runFleetCommand(output: Output, flags: FleetFlags, command: string, call: FleetCall): Promise<number> {
+/** `before`: a check run first on the same connection (the linter); false ends the command with exit 1. */
+async function runFleetCommand(
+  output: Output,
+  flags: FleetFlags,
+  command: string,
+  call: FleetCall,
+  before?: (knex: import('knex').Knex, config: import('../../config/load-config.ts').Config) => Promise<boolean>,
+): Promise<number> {
   return withDatabase(flags, async (db, config, concurrency) => {
+    if (before && !(await before(db.knex, config))) return 1;
     const progress = fleetProgress(output, command);
     let result: FleetResult;
     try {

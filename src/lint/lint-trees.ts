@@ -1,0 +1,120 @@
+/**
+ * `lint`: checks the master and tenant trees for fleet-unsafe DDL (rules.ts). Each tree runs, in
+ * order, on a scratch schema of the configured database inside a transaction that is rolled back
+ * (capture-sql.ts, as `--dry-run` does), so the rules judge the SQL the migrations really send —
+ * parsed by PostgreSQL's own parser, not matched by regular expressions — and nothing is kept.
+ * A `config.transaction = false` migration cannot run there: it is listed as not checked.
+ *
+ * A migration silences a rule with a comment naming it, anywhere in its file:
+ *   // tenant-migrate-lint-ignore: rename-or-drop
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { parseSql } from '../db/parse-sql.ts';
+import { captureSql, type Captured } from '../migration/capture-sql.ts';
+import type { Tree } from '../migration/checksums.ts';
+import { describeError } from '../migration/describe-error.ts';
+import { directorySource, isTransactional, type MigrationSource } from '../migration/source.ts';
+import { afterStatement, RULES, type StatementNode } from './rules.ts';
+
+export interface LintFinding {
+  rule: string;
+  tree: Tree;
+  migration: string;
+  statement: string;
+  reason: string;
+  fix: string;
+}
+
+export interface LintResult {
+  command: 'lint';
+  /** No finding and every migration checked. */
+  ok: boolean;
+  findings: LintFinding[];
+  /** Migrations that could not be run on the scratch schema, and why. */
+  notChecked: { tree: Tree; migration: string; why: string }[];
+}
+
+export interface LintOptions {
+  masterDirectory?: string;
+  tenantDirectory?: string;
+  /** Only these trees (default both). */
+  trees?: readonly Tree[];
+  /** Report findings only for these migrations of a tree (e.g. the pending ones). */
+  only?: Partial<Record<Tree, ReadonlySet<string>>>;
+}
+
+const IGNORE = /tenant-migrate-lint-ignore:\s*([\w-]+(?:\s*,\s*[\w-]+)*)/g;
+
+/**
+ * @example
+ *   const { findings } = await lintTrees(knex, { masterDirectory: 'migrations/master', tenantDirectory: 'migrations/tenant' });
+ *   for (const f of findings) console.warn(`${f.migration}: [${f.rule}] ${f.reason}`);
+ */
+export async function lintTrees(knex: Knex, options: LintOptions = {}): Promise<LintResult> {
+  const result: LintResult = { command: 'lint', ok: true, findings: [], notChecked: [] };
+  const directories: Record<Tree, string> = { master: options.masterDirectory ?? 'migrations/master', tenant: options.tenantDirectory ?? 'migrations/tenant' };
+  for (const tree of options.trees ?? (['master', 'tenant'] as const)) {
+    const source = directorySource(path.resolve(directories[tree]));
+    const captured: Captured = { sql: {}, notCaptured: {} };
+    const scratch = `tm_lint_${crypto.randomBytes(5).toString('hex')}`;
+    let failure: string | undefined;
+    try {
+      await captureSql(knex, { schema: scratch, source, direction: 'up', steps: source.names, createSchema: true }, captured);
+    } catch (error) {
+      failure = describeError(error);
+    }
+    for (const name of source.names) {
+      if (captured.sql[name]) await lintMigration(tree, source, name, captured.sql[name], options.only?.[tree], result);
+      else {
+        const why = captured.notCaptured[name] ?? `not run: an earlier migration failed on the scratch schema (${failure})`;
+        result.notChecked.push({ tree, migration: name, why });
+      }
+    }
+    // The migration that failed was linted up to its error; it is not checked past it.
+    if (failure) result.notChecked.push({ tree, migration: failure.split(' ')[0]!, why: failure });
+  }
+  result.ok = result.findings.length === 0 && result.notChecked.length === 0;
+  return result;
+}
+
+async function lintMigration(tree: Tree, source: MigrationSource, name: string, statements: readonly string[], only: ReadonlySet<string> | undefined, into: LintResult): Promise<void> {
+  if (only && !only.has(name)) return;
+  const text = fs.readFileSync(path.join(source.directory, name), 'utf8');
+  const ignored = new Set([...text.matchAll(IGNORE)].flatMap((match) => match[1]!.split(',').map((id) => id.trim())));
+  const transactional = isTransactional(await source.load(name));
+  for (const finding of await judgeStatements(tree, statements, { transactional, ignored })) {
+    const rule = RULES.find((candidate) => candidate.id === finding.rule)!;
+    into.findings.push({ rule: rule.id, tree, migration: name, statement: finding.statement, reason: rule.reason, fix: rule.fix });
+  }
+}
+
+/**
+ * The rules' verdict on one migration's statements, in the order it sent them.
+ *
+ * @example
+ *   await judgeStatements('tenant', ['alter table "users" drop column "email"']);
+ *   // → [{ rule: 'rename-or-drop', statement: 'alter table "users" drop column "email"' }]
+ */
+export async function judgeStatements(
+  tree: Tree,
+  statements: readonly string[],
+  { transactional = true, ignored = new Set<string>() }: { transactional?: boolean; ignored?: ReadonlySet<string> } = {},
+): Promise<{ rule: string; statement: string }[]> {
+  const context = { tree, transactional, createdHere: new Set<string>(), lockTimeoutSet: false };
+  const verdicts: { rule: string; statement: string }[] = [];
+  for (const sql of statements) {
+    const parsed = await parseSql(sql).catch(() => []); // what PostgreSQL's parser cannot read, no rule can judge
+    for (const { stmt } of parsed) {
+      if (!stmt) continue;
+      const statement = stmt as StatementNode;
+      for (const rule of RULES) {
+        if (rule.trees.includes(tree) && !ignored.has(rule.id) && rule.check(statement, context)) verdicts.push({ rule: rule.id, statement: sql });
+      }
+      afterStatement(statement, context);
+    }
+  }
+  return verdicts;
+}
