@@ -24,8 +24,6 @@ beforeEach(async () => {
   await dropAllTenants(db.knex());
   await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock cascade');
   master = copyTree('master-basic');
-  // The fixture alters a shared table without lock_timeout (a finding of its own): said to be fine here.
-  fs.appendFileSync(path.join(master, '20260101000001_plan_prices.ts'), '// tenant-migrate-lint-ignore: missing-lock-timeout\n');
   tenant = copyTree('tenant-basic');
   await migrateMaster(db.knex(), { directory: master });
   await provisionTenant(db.knex(), ['org_a', 'org_b'], { directory: tenant });
