@@ -10,7 +10,7 @@ import { fileChecksum } from '../../src/migration/checksums.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
+import { dropEverything, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, treeEnv } from '../support/trees.ts';
 
@@ -20,8 +20,7 @@ afterEach(() => expectNoLeftovers(db.knex()));
 let master: string;
 let tenant: string;
 beforeEach(async () => {
-  await dropAllTenants(db.knex());
-  await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock cascade');
+  await dropEverything(db.knex());
   master = copyTree('master-basic');
   tenant = copyTree('tenant-basic');
 });

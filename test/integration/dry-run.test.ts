@@ -12,7 +12,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { dropAllTenants } from '../support/fleet.ts';
+import { dropEverything } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
 import { addFromFixture, copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
@@ -25,8 +25,7 @@ let master: string;
 let tenant: string;
 
 beforeEach(async () => {
-  await dropAllTenants(db.knex());
-  await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock, public.tenant_migrate_runs cascade');
+  await dropEverything(db.knex());
   master = copyTree('master-basic');
   tenant = copyTree('tenant-basic', 2);
   await migrateMaster(db.knex(), { directory: master });

@@ -10,7 +10,7 @@ import { migrateMaster } from '../../src/master/master.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { dropAllTenants } from '../support/fleet.ts';
+import { dropEverything } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
@@ -21,8 +21,7 @@ const DROP = '20260301000004_drop_body.ts';
 let master: string;
 let tenant: string;
 beforeEach(async () => {
-  await dropAllTenants(db.knex());
-  await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock cascade');
+  await dropEverything(db.knex());
   master = copyTree('master-basic');
   tenant = copyTree('tenant-basic');
   await migrateMaster(db.knex(), { directory: master });

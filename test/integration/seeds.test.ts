@@ -11,7 +11,7 @@ import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { withTenant } from '../../src/tenants/with-tenant.ts';
 import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
+import { dropEverything, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
 import { fixture, treeEnv } from '../support/trees.ts';
 
@@ -20,8 +20,7 @@ afterEach(() => expectNoLeftovers(db.knex()));
 
 let seedsRoot: string;
 beforeEach(async () => {
-  await dropAllTenants(db.knex());
-  await db.knex().raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock cascade');
+  await dropEverything(db.knex());
   seedsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-seeds-'));
   fs.mkdirSync(path.join(seedsRoot, 'master'));
   fs.mkdirSync(path.join(seedsRoot, 'tenant'));

@@ -14,3 +14,9 @@ export async function tenantSchemas(knex: Knex): Promise<string[]> {
   const { rows } = await knex.raw<{ rows: { nspname: string }[] }>("select nspname from pg_namespace where nspname like 'tid\\_%' order by 1");
   return rows.map((row) => row.nspname);
 }
+
+/** Drops every tenant and the master-basic fixture's tables and bookkeeping: a database as new. */
+export async function dropEverything(knex: Knex): Promise<void> {
+  await dropAllTenants(knex);
+  await knex.raw('drop table if exists public.plans, public.plan_prices, public.knex_migrations, public.knex_migrations_lock, public.tenant_migrate_runs cascade');
+}
