@@ -156,7 +156,9 @@ const SUMMARY_WORDS: [keyof FleetResult['summary'], string][] = [
 
 export function fleetSummaryLine(result: FleetResult): string {
   const { summary } = result;
-  const parts = SUMMARY_WORDS.filter(([key]) => summary[key]).map(([key, words]) => `${summary[key]} ${words}`);
+  // In a run of waves, a failure stops the later waves whatever --continue-on-error says.
+  const words = (key: keyof FleetResult['summary'], text: string) => (key === 'skipped' && result.waves ? 'skipped (not started after a failure)' : text);
+  const parts = SUMMARY_WORDS.filter(([key]) => summary[key]).map(([key, text]) => `${summary[key]} ${words(key, text)}`);
   const text = `${result.command}: ${summary.total} tenant${summary.total === 1 ? '' : 's'}${parts.length ? ` — ${parts.join(', ')}` : ''} (${summary.ms} ms)`;
   return result.ok ? pc.green(text) : pc.red(text);
 }

@@ -26,8 +26,14 @@ export function parseWaves(text: string, flag = '--waves'): WaveSpec[] {
     }
     throw new UsageError(`${flag} ${text}: "${item}" is not a wave size — use a number of tenants (5) or a percentage of the fleet (10%), e.g. ${flag} 1,10%,100%. Nothing was changed.`);
   });
+  if (flag === '--canary' && specs.length > 1) {
+    throw new UsageError(`--canary ${text}: one size (5 or 10%); for several waves use --waves ${text}. Nothing was changed.`);
+  }
   for (let i = 1; i < specs.length; i++) {
     const [before, after] = [specs[i - 1]!, specs[i]!];
+    if ('percent' in before && before.percent === 100) {
+      throw new UsageError(`${flag} ${text}: 100% is the whole fleet, so no wave can come after it. Nothing was changed.`);
+    }
     const shrinks = 'count' in before && 'count' in after ? after.count <= before.count : 'percent' in before && 'percent' in after ? after.percent <= before.percent : false;
     if (shrinks) throw new UsageError(`${flag} ${text}: each wave's size is a running total of the fleet, so it must grow (${items[i - 1]} then ${items[i]}). Nothing was changed.`);
   }

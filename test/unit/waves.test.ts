@@ -9,8 +9,12 @@ describe('parseWaves', () => {
     expect(parseWaves('1, 10%,100%')).toEqual([{ count: 1 }, { percent: 10 }, { percent: 100 }]);
     expect(parseWaves('2.5%')).toEqual([{ percent: 2.5 }]);
   });
-  it.each(['0', '-1', 'abc', '101%', '0%', '5,5', '5,2', '50%,10%', '1,,2', ''])('refuses %j', (text) => {
+  it.each(['0', '-1', 'abc', '101%', '0%', '5,5', '5,2', '50%,10%', '1,,2', '', '100%,5'])('refuses %j', (text) => {
     expect(() => parseWaves(text)).toThrow(/Nothing was changed/);
+  });
+  it('--canary takes one size', () => {
+    expect(parseWaves('10%', '--canary')).toEqual([{ percent: 10 }]);
+    expect(() => parseWaves('1,10%', '--canary')).toThrow(/for several waves use --waves 1,10%/);
   });
 });
 
