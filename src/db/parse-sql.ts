@@ -18,3 +18,19 @@ export async function parseSql(sql: string): Promise<ParsedStatement[]> {
   });
   return ((await (await parser)(sql)).stmts ?? []);
 }
+
+type SyncParser = (sql: string) => { stmts?: ParsedStatement[] };
+let syncParser: Promise<SyncParser> | undefined;
+
+/**
+ * The same parser for callers that must decide synchronously (inside a Knex `query` event, before
+ * the statement is sent): load it once with `await`, then call the function it resolves to.
+ */
+export async function loadSyncParser(): Promise<(sql: string) => ParsedStatement[]> {
+  syncParser ??= import('libpg-query').then(async (module) => {
+    await module.loadModule();
+    return module.parseSync as SyncParser;
+  });
+  const parse = await syncParser;
+  return (sql) => parse(sql).stmts ?? [];
+}

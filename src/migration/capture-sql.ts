@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { loadSyncParser, type ParsedStatement } from '../db/parse-sql.ts';
 import { describeError } from './describe-error.ts';
 import { setLocalSearchPath } from './run-schema.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
@@ -32,35 +33,93 @@ class RolledBack extends Error {}
 
 /**
  * Runs `steps` and rolls everything back. A migration already in `into.sql` is not noted again.
+ *
+ * Two kinds of migration cannot be captured, and the steps after them are then not run either (they
+ * may need what those did): a `transaction: false` one — unless nothing after it fails — and one that
+ * ends the transaction itself (`COMMIT`, as in the "create index concurrently" pattern): that
+ * statement is never sent, since it would keep everything before it.
  * @throws an Error naming the migration that failed (what it sent up to the failure is in `into.sql`).
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
+  const parse = await loadSyncParser();
   try {
     await knex.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(run.schema)]);
       if (run.createSchema) await trx.raw('create schema ??', [run.schema]);
       await setLocalSearchPath(trx, run.schema);
-      for (const name of run.steps) {
+      let skipped: string | undefined; // the first transaction:false migration of this run
+      for (const [index, name] of run.steps.entries()) {
         const migration = await run.source.load(name);
         if (!isTransactional(migration)) {
           into.notCaptured[name] ??= 'config.transaction = false: it runs outside a transaction, so it cannot run in the rolled-back one';
+          skipped ??= name;
           continue;
         }
+        // Registered before the log, so a statement held back is not shown as sent.
+        const guard = holdBackTransactionEnd(trx, parse);
         const log = logStatements(trx);
+        let failure: unknown;
         try {
           await (run.direction === 'up' ? migration.up(trx) : migration.down?.(trx));
         } catch (error) {
-          throw new Error(`${name} (${run.direction}) failed: ${describeError(error)}`, { cause: error });
+          failure = error;
         } finally {
           log.stop();
+          guard.stop();
           into.sql[name] ??= log.sent.map((statement) => inline(knex, statement));
         }
+        const why =
+          guard.heldBack !== undefined
+            ? `it ends the transaction itself (${guard.heldBack.trim()}): the dry run did not send that statement, which would have kept everything before it, and stopped this migration there`
+            : failure !== undefined && skipped !== undefined
+              ? `it failed in the rolled-back transaction (${describeError(failure)}), probably because it needs ${skipped}, which a dry run does not run`
+              : undefined;
+        if (why === undefined) {
+          if (failure !== undefined) throw new Error(`${name} (${run.direction}) failed: ${describeError(failure)}`, { cause: failure });
+          continue;
+        }
+        into.notCaptured[name] ??= why;
+        for (const later of run.steps.slice(index + 1)) into.notCaptured[later] ??= `not run: it comes after ${name}, which the dry run could not run to its end`;
+        break;
       }
       throw new RolledBack();
     }, READ_COMMITTED);
   } catch (error) {
     if (!(error instanceof RolledBack)) throw error;
   }
+}
+
+/** Statements after which the work of the rolled-back transaction would be kept (or lost) for good. */
+const ENDS_TRANSACTION = new Set(['TRANS_STMT_COMMIT', 'TRANS_STMT_ROLLBACK', 'TRANS_STMT_PREPARE', 'TRANS_STMT_COMMIT_PREPARED', 'TRANS_STMT_ROLLBACK_PREPARED']);
+
+/**
+ * Refuses, before it is sent, any statement of `trx` that would end its transaction: Knex emits
+ * `query` synchronously before handing the statement to the driver, so an error thrown by the
+ * listener rejects that query and nothing reaches the server. Savepoints pass (Knex's nested
+ * transactions use them); SQL the parser rejects passes too (the server rejects it as well).
+ */
+function holdBackTransactionEnd(trx: Knex.Transaction, parse: (sql: string) => ParsedStatement[]) {
+  const guard = {
+    heldBack: undefined as string | undefined,
+    stop: () => void trx.off('query', listener),
+  };
+  const listener = (event: { sql?: unknown }) => {
+    if (typeof event.sql !== 'string' || !endsTransaction(event.sql, parse)) return;
+    guard.heldBack ??= event.sql;
+    throw new Error(`a dry run does not send "${event.sql.trim()}": it would end the transaction that keeps the dry run from changing anything`);
+  };
+  trx.on('query', listener);
+  return guard;
+}
+
+function endsTransaction(sql: string, parse: (sql: string) => ParsedStatement[]): boolean {
+  let statements: ParsedStatement[];
+  try {
+    statements = parse(sql);
+  } catch {
+    return false;
+  }
+  return statements.some((statement) => ENDS_TRANSACTION.has(String(statement.stmt?.TransactionStmt?.kind)));
 }
 
 /**

@@ -130,4 +130,53 @@ describe('--dry-run', () => {
     expect(report.error).toMatch(/20260501000000_broken\.ts \(up\) failed: .*no_such_table/);
     expect(await snapshot()).toEqual(before);
   });
+
+  it('a migration that ends its transaction itself (COMMIT, then an index built concurrently) is held back, never committed: dry run and lint change nothing, the real run still works', async () => {
+    const COMMITS = '20260301000005_notes_concurrently.ts';
+    const LATER = '20260301000006_later.ts';
+    writeMigration(
+      tenant,
+      COMMITS,
+      `await knex.raw('alter table org_users add column note text');
+       await knex.raw('COMMIT');
+       await knex.raw('create index concurrently org_users_note_idx on org_users (note)');
+       await knex.raw('BEGIN');`,
+      `await knex.raw('drop index if exists org_users_note_idx'); await knex.raw('alter table org_users drop column note');`,
+    );
+    writeMigration(tenant, LATER, `await knex.raw("comment on column org_users.note is 'a note'");`);
+    const before = await snapshot();
+
+    const preview = await cli('migrate:tenants', '--dry-run', '--json');
+    expect(preview.code, preview.stderr).toBe(0);
+    const report = JSON.parse(preview.stdout);
+    expect(report.notCaptured[COMMITS]).toMatch(/ends the transaction itself \(COMMIT\)/);
+    expect(report.notCaptured[LATER]).toMatch(/comes after 20260301000005_notes_concurrently\.ts/);
+    expect(report.sql[COMMITS]).toEqual(['alter table org_users add column note text']);
+    expect(await snapshot()).toEqual(before);
+
+    const lint = await cli('lint', '--json');
+    expect([0, 1], lint.stderr).toContain(lint.code);
+    expect(await snapshot()).toEqual(before); // no scratch schema left behind either
+
+    // The dry run kept nothing in its sample tenant, so the real run (which lets a migration commit
+    // in parts, as plain Knex does) migrates every tenant.
+    const real = await cli('migrate:tenants', '--json');
+    expect(real.code, real.stderr).toBe(0);
+    expect(JSON.parse(real.stdout).summary).toMatchObject({ total: 3, migrated: 3 });
+  });
+
+  it('a migration that needs a transaction:false one before it is not captured (not a failure): exit 0, in the order they run', async () => {
+    addFromFixture(tenant, 'tenant-non-transactional', '20260101000002_email_index_concurrently.ts');
+    fs.renameSync(path.join(tenant, '20260101000002_email_index_concurrently.ts'), path.join(tenant, '20260301000005_created_at_index.ts'));
+    writeMigration(tenant, '20260301000006_comment_index.ts', `await knex.raw("comment on index org_users_created_at_idx is 'speeds up'");`);
+    const before = await snapshot();
+    const preview = await cli('migrate:tenants', '--dry-run');
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(preview.stdout).toMatch(/20260301000006_comment_index\.ts\n(?:.*\n)?-- not captured: it failed in the rolled-back transaction .*org_users_created_at_idx.* probably because it needs 20260301000005_created_at_index\.ts/);
+    const order = ['-- 20260301000004_projects.ts', '-- 20260301000005_created_at_index.ts', '-- 20260301000006_comment_index.ts'].map((heading) => preview.stdout.indexOf(heading));
+    expect(order.every((at) => at >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(await snapshot()).toEqual(before);
+    expect((await cli('migrate:tenants')).code).toBe(0);
+  });
 });

@@ -27,10 +27,15 @@ function dryRunLines(result: DryRunResult): string[] {
     lines.push(group.migrations.length === 0 ? `${who}: nothing to do` : `${who}: would ${undo ? 'undo' : 'apply'} ${group.migrations.join(', ')}`);
   }
   if (result.plan.length === 0) lines.push('no tenants: nothing to do');
-  for (const [name, statements] of Object.entries(result.sql)) {
-    lines.push('', pc.bold(`-- ${name}${undo ? ' (down)' : ''}`), ...statements.map((sql) => `${sql};`));
+  // In the order they would run (the plan's), each with what it sent and why it was not captured.
+  const ordered = new Set([...result.plan.flatMap((group) => group.migrations), ...Object.keys(result.sql), ...Object.keys(result.notCaptured)]);
+  for (const name of ordered) {
+    const statements = result.sql[name];
+    const why = result.notCaptured[name];
+    if (statements === undefined && why === undefined) continue;
+    lines.push('', pc.bold(`-- ${name}${undo ? ' (down)' : ''}`), ...(statements ?? []).map((sql) => `${sql.replace(/;\s*$/, '')};`));
+    if (why !== undefined) lines.push(`-- not captured: ${why}`);
   }
-  for (const [name, why] of Object.entries(result.notCaptured)) lines.push('', pc.bold(`-- ${name}`), `-- not captured: ${why}`);
   if (!result.ok) lines.push('', pc.red(`✘ the dry run failed: ${result.error}`));
   lines.push(
     '',
