@@ -209,6 +209,7 @@ export function statusLines(status: StatusResult): string[] {
     lines.push(pc.red(`Drifted (registry disagrees with the schema's knex_migrations; run migrate:tenants --verify): ${preview(tenants.driftedOrgIds)}`));
   }
   if (tenants.missingFileOrgIds.length) lines.push(pc.red(`Applied a migration whose file is gone: ${preview(tenants.missingFileOrgIds)}`));
+  if (tenants.missingFiles.length) lines.push(pc.red(`Applied in some tenant, gone from the tenant tree (deleted or renamed; restore it): ${preview(tenants.missingFiles)}`));
   if (tenants.deletedOrgIds.length) lines.push(pc.yellow(`Deleted in Clerk, awaiting deprovisioning: ${preview(tenants.deletedOrgIds)}`));
   if (status.orphanSchemas.length) lines.push(pc.yellow(`Orphan schemas (no registry row): ${preview(status.orphanSchemas)}`));
   if (status.missingSchemas.length) lines.push(pc.red(`Missing schemas (registered, not in the database): ${preview(status.missingSchemas)}`));

@@ -37,12 +37,18 @@ export interface RunRecord {
   failures: RunFailure[];
 }
 
-async function ensureRunsTable(knex: Knex): Promise<void> {
-  if (await relationExists(knex, RUNS_TABLE.schema, RUNS_TABLE.table)) return;
-  await knex.transaction(async (trx) => {
+/** Runs whose start created the table: discarding such a run removes the table again (nothing changed). */
+const createdTableFor = new Set<number>();
+
+/** Creates the table when it is absent; says whether this call created it. */
+async function ensureRunsTable(knex: Knex): Promise<boolean> {
+  if (await relationExists(knex, RUNS_TABLE.schema, RUNS_TABLE.table)) return false;
+  return knex.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?, ?)', [...CREATE_LOCK]);
+    // Another first run may have created it while this one waited for the lock.
+    if (await relationExists(trx, RUNS_TABLE.schema, RUNS_TABLE.table)) return false;
     await trx.raw(
-      `create table if not exists ??.?? (
+      `create table ??.?? (
          id bigserial primary key,
          command text not null,
          args jsonb not null default '[]',
@@ -56,17 +62,20 @@ async function ensureRunsTable(knex: Knex): Promise<void> {
       [RUNS_TABLE.schema, RUNS_TABLE.table],
     );
     await trx.raw("comment on table ??.?? is 'tenant-migrate: one row per command that changed the database (history)'", [RUNS_TABLE.schema, RUNS_TABLE.table]);
+    return true;
   }, READ_COMMITTED);
 }
 
 /** Writes the `running` row; returns its id. */
 export async function startRun(knex: Knex, run: { command: string; args: readonly string[]; actor: Actor }): Promise<number> {
-  await ensureRunsTable(knex);
+  const created = await ensureRunsTable(knex);
   const { rows } = await knex.raw<{ rows: { id: string }[] }>(
     `insert into ??.?? (command, args, actor) values (?, ?::jsonb, jsonb_set(?::jsonb, '{databaseUser}', to_jsonb(current_user::text))) returning id`,
     [RUNS_TABLE.schema, RUNS_TABLE.table, run.command, JSON.stringify(run.args), JSON.stringify(run.actor)],
   );
-  return Number(rows[0]!.id);
+  const id = Number(rows[0]!.id);
+  if (created) createdTableFor.add(id);
+  return id;
 }
 
 export async function finishRun(knex: Knex, id: number, end: { outcome: 'ok' | 'failed'; summary?: unknown; failures?: readonly RunFailure[] }): Promise<void> {
@@ -80,9 +89,23 @@ export async function finishRun(knex: Knex, id: number, end: { outcome: 'ok' | '
   ]);
 }
 
-/** Removes a run's row: the command stopped on bad input (exit 2), which changes nothing — not even the history. */
+/**
+ * Removes a run's row: the command stopped on bad input (exit 2), which changes nothing — not even
+ * the history. When that run's start created the table and no other run has written to it since,
+ * the table goes too (checked under an exclusive lock, so a concurrent run's row is never lost).
+ */
 export async function discardRun(knex: Knex, id: number): Promise<void> {
-  await knex.raw('delete from ??.?? where id = ?', [RUNS_TABLE.schema, RUNS_TABLE.table, id]);
+  const table = [RUNS_TABLE.schema, RUNS_TABLE.table];
+  if (!createdTableFor.delete(id)) {
+    await knex.raw('delete from ??.?? where id = ?', [...table, id]);
+    return;
+  }
+  await knex.transaction(async (trx) => {
+    await trx.raw('lock table ??.?? in access exclusive mode', table);
+    await trx.raw('delete from ??.?? where id = ?', [...table, id]);
+    const { rows } = await trx.raw<{ rows: { empty: boolean }[] }>('select not exists (select from ??.??) as empty', table);
+    if (rows[0]?.empty) await trx.raw('drop table ??.??', table);
+  }, READ_COMMITTED);
 }
 
 /**

@@ -21,7 +21,8 @@ import { UsageError } from '../errors.ts';
 import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
 import type { MigrationSource } from './source.ts';
 
-export const CHECKSUMS_TABLE = 'public.tenant_migrate_checksums';
+export const CHECKSUMS_TABLE = { schema: 'public', table: 'tenant_migrate_checksums' } as const;
+const TABLE = [CHECKSUMS_TABLE.schema, CHECKSUMS_TABLE.table] as const;
 
 export type Tree = 'master' | 'tenant';
 
@@ -35,6 +36,20 @@ export interface EditedFile {
 }
 
 /** An applied migration whose file changed since: exit 2, before anything is written. */
+/**
+ * An applied migration whose file is gone — deleted, or renamed (`.ts` to `.js` too): Knex calls the
+ * directory corrupt. Running on would apply the new name as a new migration, or roll back the wrong
+ * one; exit 2, before anything is written.
+ */
+export class MissingMigrationError extends UsageError {
+  constructor(readonly tree: Tree, readonly missing: readonly string[], directory: string) {
+    super(
+      `${missing.join(', ')} (${tree} tree) ${missing.length === 1 ? 'is' : 'are'} applied${tree === 'tenant' ? ' in at least one tenant' : ''} but ${missing.length === 1 ? 'has' : 'have'} no file in ${directory} any more (deleted, or renamed). ` +
+        'A migration that ran must keep its file and its name: restore it (rename it back). Nothing was changed.',
+    );
+  }
+}
+
 export class EditedMigrationError extends UsageError {
   constructor(readonly edited: readonly EditedFile[]) {
     super(
@@ -55,7 +70,7 @@ function checksumsOf(source: MigrationSource): Map<string, string> {
 }
 
 async function tableExists(knex: Knex): Promise<boolean> {
-  return relationExists(knex, 'public', 'tenant_migrate_checksums');
+  return relationExists(knex, ...TABLE);
 }
 
 async function ensureTable(knex: Knex): Promise<void> {
@@ -63,18 +78,18 @@ async function ensureTable(knex: Knex): Promise<void> {
   await knex.transaction(async (trx) => {
     // Under the registry's lock: two first runs at once must not both create it.
     await trx.raw('select pg_advisory_xact_lock(?, ?)', REGISTRY_LOCK_KEY);
-    await trx.raw(`create table if not exists ${CHECKSUMS_TABLE} (
+    await trx.raw(`create table if not exists ??.?? (
       tree text not null check (tree in ('master', 'tenant')),
       name text not null,
       sha256 text not null,
       recorded_at timestamptz not null default now(),
       primary key (tree, name)
-    )`);
+    )`, TABLE);
   }, READ_COMMITTED);
 }
 
 async function recordedChecksums(knex: Knex, tree: Tree): Promise<Map<string, string>> {
-  const rows = (await knex.raw<{ rows: { name: string; sha256: string }[] }>(`select name, sha256 from ${CHECKSUMS_TABLE} where tree = ?`, [tree])).rows;
+  const rows = (await knex.raw<{ rows: { name: string; sha256: string }[] }>('select name, sha256 from ??.?? where tree = ?', [...TABLE, tree])).rows;
   return new Map(rows.map((row) => [row.name, row.sha256]));
 }
 
@@ -98,10 +113,14 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   await ensureTable(knex);
   const current = checksumsOf(source);
   const recorded = await recordedChecksums(knex, tree);
+  // Recorded names are applied somewhere; before anything was recorded, ask the bookkeeping.
+  const appliedBefore = recorded.size > 0 ? [...recorded.keys()] : await applied(knex);
+  const missing = appliedBefore.filter((name) => !current.has(name));
+  if (missing.length > 0) throw new MissingMigrationError(tree, missing, source.directory);
   const edited = editedFiles(tree, recorded, current);
   if (edited.length > 0) throw new EditedMigrationError(edited);
   // A tree applied before checksums were kept: its files are recorded as they are now, said once.
-  const unrecorded = recorded.size === 0 ? (await applied(knex)).filter((name) => current.has(name)) : [];
+  const unrecorded = recorded.size === 0 ? appliedBefore : [];
   return {
     async sync(knex) {
       const names = new Set(await applied(knex));
@@ -109,16 +128,16 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
       const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
       if (unrecorded.length > 0) {
         onWarning?.(
-          `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${CHECKSUMS_TABLE}), as the files are now: ` +
+          `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${TABLE.join('.')}), as the files are now: ` +
             'from now on, an edit to an applied migration stops migrate, rollback and provision.',
         );
       }
       if (add.length === 0 && drop.length === 0) return;
       await knex.transaction(async (trx) => {
         if (add.length > 0) {
-          await trx.raw(`insert into ${CHECKSUMS_TABLE} (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing`, [tree, add, add.map((name) => current.get(name)!)]);
+          await trx.raw('insert into ??.?? (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing', [...TABLE, tree, add, add.map((name) => current.get(name)!)]);
         }
-        if (drop.length > 0) await trx.raw(`delete from ${CHECKSUMS_TABLE} where tree = ? and name = any(?::text[])`, [tree, drop]);
+        if (drop.length > 0) await trx.raw('delete from ??.?? where tree = ? and name = any(?::text[])', [...TABLE, tree, drop]);
       }, READ_COMMITTED);
     },
   };
@@ -133,11 +152,19 @@ export const masterApplied: AppliedNames = async (knex) => {
   return (await knex.raw<{ rows: { name: string }[] }>('select name from public.knex_migrations')).rows.map((row) => row.name);
 };
 
-/** The tenant tree's files applied in at least one tenant: the first (largest migration count) files. */
-export function tenantApplied(registry: RegistryTable, source: MigrationSource): AppliedNames {
+/**
+ * The tenant tree's files applied in at least one tenant: the bookkeeping of the tenant that applied
+ * the most (tenants apply the tree in order, so its list holds every other's) — read by name, never
+ * guessed from a count: a file added in the middle of the tree is not applied anywhere.
+ */
+export function tenantApplied(registry: RegistryTable): AppliedNames {
   return async (knex) => {
-    const { rows } = await knex.raw<{ rows: { most: number | null }[] }>(`select max(migration_count) as most from ${registrySql(registry)}`);
-    return source.names.slice(0, Number(rows[0]?.most ?? 0));
+    const { rows } = await knex.raw<{ rows: { schema_name: string }[] }>(
+      `select schema_name from ${registrySql(registry)} where migration_count > 0 order by migration_count desc, org_id limit 1`,
+    );
+    const schema = rows[0]?.schema_name;
+    if (schema === undefined || !(await relationExists(knex, schema, 'knex_migrations'))) return [];
+    return (await knex.raw<{ rows: { name: string }[] }>('select name from ??.knex_migrations', [schema])).rows.map((row) => row.name);
   };
 }
 
@@ -149,31 +176,55 @@ export async function findEditedFiles(knex: Knex, trees: readonly { tree: Tree; 
   return edited;
 }
 
+/** A path names a tree's file only when it points into that tree's directory (links resolved). */
+function samePath(a: string, b: string): boolean {
+  const real = (dir: string) => {
+    try {
+      return fs.realpathSync(dir);
+    } catch {
+      return path.resolve(dir);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/** For `status`: files recorded as applied (checksums) that are no longer in the tree. Reads only. */
+export async function findMissingFiles(knex: Knex, tree: Tree, source: MigrationSource): Promise<string[]> {
+  if (!(await tableExists(knex))) return [];
+  const current = new Set(source.names);
+  return [...(await recordedChecksums(knex, tree)).keys()].filter((name) => !current.has(name)).sort();
+}
+
 export interface AcceptedFile extends EditedFile {
   /** False when the recorded checksum already matched (nothing to accept). */
   changed: boolean;
 }
 
 /**
- * `checksums:accept`: records the current content of applied files as intended. Each name (a file
- * name or a path to one) must be a migration of the master or the tenant tree.
+ * `checksums:accept`: records the current content of applied files as intended. Each name must be
+ * a migration of the master or the tenant tree: a bare file name means it in either tree, a path
+ * only the tree whose directory it is in.
  * @throws UsageError (exit 2, nothing changed) for a file of neither tree, or one never applied.
  */
 export async function acceptChecksums(knex: Knex, files: readonly string[], trees: readonly { tree: Tree; source: MigrationSource }[]): Promise<AcceptedFile[]> {
-  await ensureTable(knex);
   const wanted = files.map((file) => {
     const name = path.basename(file);
-    const found = trees.filter(({ source }) => source.names.includes(name));
-    if (found.length === 0) throw new UsageError(`${file} is not a migration of the master tree (${trees[0]?.source.directory}) or the tenant tree (${trees[1]?.source.directory}). Nothing was changed.`);
+    const found = trees.filter(({ source }) => source.names.includes(name) && (name === file || samePath(path.dirname(file), source.directory)));
+    if (found.length === 0) {
+      const where = name === file ? 'is not a migration of' : fs.existsSync(file) ? 'is not in' : 'does not exist; give a migration of';
+      throw new UsageError(`${file} ${where} the master tree (${trees[0]?.source.directory}) or the tenant tree (${trees[1]?.source.directory}). Nothing was changed.`);
+    }
     return found.map(({ tree, source }) => ({ tree, name, current: fileChecksum(path.join(source.directory, name)) }));
   });
+  // Nothing recorded yet: every name is refused below, and bad input creates no table.
+  if (!(await tableExists(knex))) throw new UsageError(`${wanted[0]?.[0]?.name ?? 'that file'} has no recorded checksum: it is not applied anywhere yet, so there is nothing to accept. Nothing was changed.`);
   return knex.transaction(async (trx) => {
     const accepted: AcceptedFile[] = [];
     for (const candidates of wanted) {
       for (const file of candidates) {
-        const row = (await trx.raw<{ rows: { sha256: string }[] }>(`select sha256 from ${CHECKSUMS_TABLE} where tree = ? and name = ? for update`, [file.tree, file.name])).rows[0];
+        const row = (await trx.raw<{ rows: { sha256: string }[] }>('select sha256 from ??.?? where tree = ? and name = ? for update', [...TABLE, file.tree, file.name])).rows[0];
         if (!row) continue;
-        await trx.raw(`update ${CHECKSUMS_TABLE} set sha256 = ?, recorded_at = now() where tree = ? and name = ?`, [file.current, file.tree, file.name]);
+        await trx.raw('update ??.?? set sha256 = ?, recorded_at = now() where tree = ? and name = ?', [...TABLE, file.current, file.tree, file.name]);
         accepted.push({ ...file, recorded: row.sha256, changed: row.sha256 !== file.current });
       }
       if (!accepted.some((file) => file.name === candidates[0]!.name)) {

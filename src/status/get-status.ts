@@ -16,7 +16,7 @@ import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { relationExists } from '../db/relation-exists.ts';
-import { findEditedFiles } from '../migration/checksums.ts';
+import { findEditedFiles, findMissingFiles } from '../migration/checksums.ts';
 import { directorySource, listMigrationNames } from '../migration/source.ts';
 import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
@@ -100,6 +100,14 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   const versions = [...counts]
     .map(([version, count]) => ({ version, count }))
     .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''));
+  const tenantSource = directorySource(path.resolve(options.tenantDirectory ?? 'migrations/tenant'));
+  const editedFiles = await findEditedFiles(knex, [
+    { tree: 'master', source: directorySource(path.resolve(options.masterDirectory ?? 'migrations/master')) },
+    { tree: 'tenant', source: tenantSource },
+  ]);
+  // Applied in some tenant (the checksums say so) and gone from the tree: deleted or renamed, even
+  // when it is not any tenant's newest.
+  const tenantMissingFiles = await findMissingFiles(knex, 'tenant', tenantSource);
   const tenants = {
     total: fleet.length,
     upToDate: live.length - behind.length - missingFile.length - drifted.length,
@@ -107,20 +115,18 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     versions,
     behindOrgIds: behind.map((row) => row.orgId),
     missingFileOrgIds: missingFile.map((row) => row.orgId),
+    missingFiles: tenantMissingFiles,
     deletedOrgIds,
     ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
-  const editedFiles = await findEditedFiles(knex, [
-    { tree: 'master', source: directorySource(path.resolve(options.masterDirectory ?? 'migrations/master')) },
-    { tree: 'tenant', source: directorySource(path.resolve(options.tenantDirectory ?? 'migrations/tenant')) },
-  ]);
   const ok =
     editedFiles.length === 0 &&
     master.pending.length === 0 &&
     master.missingFiles.length === 0 &&
     tenants.behind === 0 &&
     tenants.missingFileOrgIds.length === 0 &&
+    tenants.missingFiles.length === 0 &&
     drifted.length === 0 &&
     orphans.length === 0 &&
     missingSchemas.length === 0;

@@ -37,7 +37,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
   const waves = await wavesOf(knex, tenants, options);
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
-  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
   await recordRelease(knex, registry, source.names);
   const verify = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;

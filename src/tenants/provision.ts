@@ -54,7 +54,7 @@ export async function provisionTenant(
   await refuseConflicts(knex, registry, tenants);
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
-  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry, source), warn);
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
   // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
   await recordRelease(knex, registry, source.names);

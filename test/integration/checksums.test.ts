@@ -12,7 +12,7 @@ import { runCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropEverything, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
-import { copyTree, treeEnv } from '../support/trees.ts';
+import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_checksums' });
 afterEach(() => expectNoLeftovers(db.knex()));
@@ -128,6 +128,9 @@ describe('checksums of applied migrations', () => {
     expect((await cli('status')).stdout).toContain(`Edited after it was applied (tenant tree): ${FIRST}`);
 
     expect((await cli('checksums:accept', 'no_such_file.ts')).code).toBe(2);
+    // A path means the file at that path: not the tenant tree's file of that name.
+    expect((await cli('checksums:accept', path.join(master, FIRST))).code).toBe(2);
+    expect((await cli('checksums:accept', path.join(tenant, '..', FIRST))).code).toBe(2);
     expect((await cli('checksums:accept', LAST.replace('nickname', 'later'))).code).toBe(2);
     const accepted = await cli('checksums:accept', path.join(tenant, FIRST), '--json');
     expect(accepted.code, accepted.stderr).toBe(0);
@@ -136,6 +139,56 @@ describe('checksums of applied migrations', () => {
     expect((await cli('migrate:tenants')).code).toBe(0);
     const history = JSON.parse((await cli('history', '--json')).stdout);
     expect(history.runs.map((run: { command: string }) => run.command)).toContain('checksums:accept');
+  });
+
+  it('a file added in the middle of the tree is not taken for an applied one: a later edit of an applied file is still caught', async () => {
+    await cli('migrate:master');
+    await cli('provision:tenant', 'org_a', 'org_b');
+    const LATE = '20260201000002_late.ts';
+    writeMigration(tenant, LATE, `await knex.raw('select 1');`);
+    expect((await cli('migrate:tenants')).code).toBe(1); // pending but sorts before an applied one
+    const rows = await recorded();
+    expect(rows[`tenant/${LAST}`]).toBe(fileChecksum(path.join(tenant, LAST)));
+    expect(rows[`tenant/${LATE}`]).toBeUndefined();
+
+    fs.rmSync(path.join(tenant, LATE));
+    edit(tenant, LAST);
+    const before = await snapshot();
+    const refused = await cli('migrate:tenants');
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`${LAST} (tenant tree) was edited after it was applied`);
+    expect((await cli('status', '--check')).code).toBe(1);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('an applied file renamed (or deleted) stops migrate, rollback and provision with exit 2 and is in status, even in the middle of the tree', async () => {
+    await cli('migrate:master');
+    await cli('provision:tenant', 'org_a', 'org_b');
+    const MIDDLE = '20260101000002_notes.ts';
+    const renamed = MIDDLE.replace('notes', 'notes_renamed');
+    fs.renameSync(path.join(tenant, MIDDLE), path.join(tenant, renamed));
+    const before = await snapshot();
+    for (const args of [['migrate:tenants'], ['rollback:tenants'], ['provision:tenant', 'org_c']]) {
+      const refused = await cli(...args);
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(`${MIDDLE} (tenant tree) is applied in at least one tenant but has no file`);
+    }
+    expect(await snapshot()).toEqual(before);
+    const status = await cli('status', '--json', '--check');
+    expect(status.code).toBe(1);
+    expect(JSON.parse(status.stdout).tenants.missingFiles).toEqual([MIDDLE]);
+
+    fs.renameSync(path.join(tenant, renamed), path.join(tenant, MIDDLE));
+    expect((await cli('status', '--check')).code).toBe(0);
+    expect((await cli('rollback:tenants')).code).toBe(0);
+  });
+
+  it('checksums:accept on a database that never applied anything refuses (exit 2) and creates nothing', async () => {
+    const refused = await cli('checksums:accept', FIRST);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`${FIRST} has no recorded checksum`);
+    const tables = await db.knex().raw("select relname from pg_class where relnamespace = 'public'::regnamespace and relname like 'tenant_migrate%'");
+    expect(tables.rows).toEqual([]);
   });
 
   it('a rollback forgets the files it left applied nowhere, so they can be edited and run again', async () => {
