@@ -14,6 +14,7 @@ import { readApplied } from '../migration/bookkeeping.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
 import { captureSql } from '../migration/capture-sql.ts';
+import { assertTreeUnchanged, masterApplied, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { printableOrgId, tenantSchemaName, validateOrgIds } from '../tenants/naming.ts';
 import { registryOf } from '../tenants/options.ts';
@@ -50,6 +51,8 @@ export interface DryRunOptions {
   registry?: RegistryTable;
   /** migrate:tenants / rollback:tenants: only these tenants. provision:tenant: the orgs to provision. */
   tenants?: readonly string[];
+  /** migrate:tenants: the org ids of `--canary-tenants`, refused (exit 2) as the real run refuses them. */
+  canaryTenants?: readonly string[];
   /** rollback:tenants */
   all?: boolean;
   to?: string;
@@ -66,6 +69,9 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
   const source = directorySource(path.resolve(options.directory ?? (command === 'migrate:master' ? 'migrations/master' : 'migrations/tenant')));
   const registry = registryOf(options);
   const groups: { group: DryRunGroup; schema: string; direction: 'up' | 'down'; createSchema?: boolean }[] = [];
+  // What the real command refuses first (exit 2), the dry run refuses too: an applied file edited or gone.
+  if (command === 'migrate:master') await assertTreeUnchanged(knex, 'master', source, masterApplied);
+  else await assertTreeUnchanged(knex, 'tenant', source, tenantApplied(registry));
 
   if (command === 'migrate:master') {
     const applied = (await relationExists(knex, 'public', 'knex_migrations')) ? await readApplied(knex, 'public') : [];
@@ -83,6 +89,11 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     groups.push(...(await tenantGroups(knex, source, wanted.filter((orgId) => known.has(orgId)).map((orgId) => known.get(orgId)!), 'up')));
   } else {
     const tenants = await selectedTenants(knex, registry, options.tenants);
+    if (options.canaryTenants?.length) {
+      await selectedTenants(knex, registry, options.canaryTenants);
+      const outside = options.canaryTenants.filter((orgId) => !tenants.some((tenant) => tenant.orgId === orgId));
+      if (outside.length > 0) throw new UsageError(`--canary-tenants ${outside.join(', ')}: not among the tenants this run works on (--tenant). Nothing was changed.`);
+    }
     if (command === 'migrate:tenants') groups.push(...(await tenantGroups(knex, source, tenants, 'up')));
     else {
       const rule = await rollbackRuleOf(knex, registry, source, { all: options.all, to: options.to });

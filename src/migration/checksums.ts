@@ -111,14 +111,7 @@ export interface TreeChecksums {
  */
 export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, onWarning?: (message: string) => void): Promise<TreeChecksums> {
   await ensureTable(knex);
-  const current = checksumsOf(source);
-  const recorded = await recordedChecksums(knex, tree);
-  // Recorded names are applied somewhere; before anything was recorded, ask the bookkeeping.
-  const appliedBefore = recorded.size > 0 ? [...recorded.keys()] : await applied(knex);
-  const missing = appliedBefore.filter((name) => !current.has(name));
-  if (missing.length > 0) throw new MissingMigrationError(tree, missing, source.directory);
-  const edited = editedFiles(tree, recorded, current);
-  if (edited.length > 0) throw new EditedMigrationError(edited);
+  const { current, recorded, appliedBefore } = await compareTree(knex, tree, source, applied);
   // A tree applied before checksums were kept: its files are recorded as they are now, said once.
   const unrecorded = recorded.size === 0 ? appliedBefore : [];
   return {
@@ -143,6 +136,26 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   };
 }
 
+/**
+ * The checks of `checkTree` without creating or writing anything (for `--dry-run`): the same exit 2
+ * for a file that is gone or edited.
+ */
+export async function assertTreeUnchanged(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames): Promise<void> {
+  await compareTree(knex, tree, source, applied);
+}
+
+async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames) {
+  const current = checksumsOf(source);
+  const recorded = (await tableExists(knex)) ? await recordedChecksums(knex, tree) : new Map<string, string>();
+  // Recorded names are applied somewhere; before anything was recorded, ask the bookkeeping.
+  const appliedBefore = recorded.size > 0 ? [...recorded.keys()] : await applied(knex);
+  const missing = appliedBefore.filter((name) => !current.has(name));
+  if (missing.length > 0) throw new MissingMigrationError(tree, missing, source.directory);
+  const edited = editedFiles(tree, recorded, current);
+  if (edited.length > 0) throw new EditedMigrationError(edited);
+  return { current, recorded, appliedBefore };
+}
+
 /** Reads which files of a tree are applied somewhere, after a run. */
 export type AppliedNames = (knex: Knex) => Promise<readonly string[]>;
 
@@ -159,6 +172,7 @@ export const masterApplied: AppliedNames = async (knex) => {
  */
 export function tenantApplied(registry: RegistryTable): AppliedNames {
   return async (knex) => {
+    if (!(await relationExists(knex, registry.schema, registry.table))) return [];
     const { rows } = await knex.raw<{ rows: { schema_name: string }[] }>(
       `select schema_name from ${registrySql(registry)} where migration_count > 0 order by migration_count desc, org_id limit 1`,
     );

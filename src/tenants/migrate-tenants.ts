@@ -34,7 +34,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   const tenants = await selectTenants(knex, options.tenants, registry);
-  const waves = await wavesOf(knex, tenants, options);
+  const waves = await wavesOf(knex, tenants, source.names, options);
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
   const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn);
@@ -101,8 +101,12 @@ export interface MigrateTenantsOptions extends TenantCommandOptions {
 
 export type WaveEvent = { kind: 'start'; wave: number; waves: number; tenants: number } | { kind: 'pause'; wave: number; waves: number; seconds: number };
 
-/** The fleet cut into waves in schema-name order — one wave when no wave option was given. */
-async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], options: MigrateTenantsOptions): Promise<TenantRecord[][]> {
+/**
+ * The fleet cut into waves — one wave when no wave option was given. Tenants with something pending
+ * (as the registry says) come first, each part in schema-name order: a canary that is already up to
+ * date (a new org, a re-run after a partial rollout) would test nothing.
+ */
+async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], names: readonly string[], options: MigrateTenantsOptions): Promise<TenantRecord[][]> {
   const named = options.canaryTenants ?? [];
   if (!options.waves?.length && named.length === 0) return [[...tenants]];
   if (named.length > 0) {
@@ -112,7 +116,8 @@ async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], options: Mi
     if (outside.length > 0) throw new UsageError(`--canary-tenants ${outside.join(', ')}: not among the tenants this run works on (--tenant). Nothing was changed.`);
   }
   const bySchema = [...tenants].sort((a, b) => (a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : 0));
-  return splitIntoWaves(bySchema, options.waves ?? [], named);
+  const pendingFirst = [...bySchema.filter((tenant) => !isUpToDate(tenant, names)), ...bySchema.filter((tenant) => isUpToDate(tenant, names))];
+  return splitIntoWaves(pendingFirst, options.waves ?? [], named);
 }
 
 function waveSummaries(results: readonly TenantResult[], count: number): WaveSummary[] {

@@ -74,7 +74,8 @@ describe('checksums of applied migrations', () => {
     edit(tenant, FIRST);
     const current = fileChecksum(path.join(tenant, FIRST));
     const before = await snapshot();
-    for (const args of [['migrate:tenants'], ['provision:tenant', 'org_new'], ['rollback:tenants', '--all'], ['migrate:tenants', '--tenant', 'org_a']]) {
+    // A dry run refuses what the real command refuses: it would pass a CI gate the deploy then fails.
+    for (const args of [['migrate:tenants'], ['provision:tenant', 'org_new'], ['rollback:tenants', '--all'], ['migrate:tenants', '--tenant', 'org_a'], ['migrate:tenants', '--dry-run'], ['provision:tenant', 'org_new', '--dry-run'], ['rollback:tenants', '--dry-run']]) {
       const result = await cli(...args);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr).toContain(`${FIRST} (tenant tree) was edited after it was applied: sha256 ${current}, recorded ${recordedSum}`);
@@ -89,8 +90,8 @@ describe('checksums of applied migrations', () => {
     const [name] = fs.readdirSync(master).sort();
     edit(master, name!);
     const before = await db.knex()('knex_migrations').withSchema('public').pluck('name');
-    for (const command of ['migrate:master', 'rollback:master']) {
-      const result = await cli(command);
+    for (const args of [['migrate:master'], ['rollback:master'], ['migrate:master', '--dry-run']]) {
+      const result = await cli(...args);
       expect(result.code, result.stderr).toBe(2);
       expect(result.stderr).toMatch(new RegExp(`${name} \\(master tree\\) was edited after it was applied: sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}`));
     }

@@ -70,6 +70,10 @@ describe('lint', () => {
     expect(strict.stderr).toContain(`lint tenant/${DROP}: [rename-or-drop]`);
     expect(strict.stdout).toContain('1 lint finding with --strict: nothing was migrated.');
     expect(await applied('org_a')).toEqual({ migration_version: '20260201000003_nickname.ts' });
+    // The dry run of a --strict deploy fails where the deploy would.
+    const preview = await cli('migrate:tenants', '--strict', '--dry-run');
+    expect(preview.code).toBe(1);
+    expect(preview.stderr).toContain(`lint tenant/${DROP}: [rename-or-drop]`);
 
     const warned = await cli('migrate:tenants');
     expect(warned.code, warned.stderr).toBe(0);

@@ -125,11 +125,27 @@ describe('migrate:tenants --waves', () => {
       ['--canary', '1', '--pause', '-1'],
       ['--pause', '5'],
       ['--canary-tenants', 'org_nobody'],
+      ['--canary-tenants', ''], // an unset CI variable must not drop the canary
+      ['--canary-tenants', ','],
+      ['--canary', '1', '--pause', '1e9'], // past what a timer can wait
     ]) {
-      const result = await migrate(...args);
-      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
-      expect(result.stderr).toContain('Nothing was changed');
+      for (const dryRun of [[], ['--dry-run']]) {
+        const result = await migrate(...args, ...dryRun);
+        expect(result.code, `${[...args, ...dryRun].join(' ')}: ${result.stderr}`).toBe(2);
+        expect(result.stderr).toContain('Nothing was changed');
+      }
     }
     expect(await versions()).toEqual(before);
+  });
+
+  it('the canaries are tenants with something pending: an org already up to date is not a canary', async () => {
+    // A new org provisioned after the release is up to date; give it the first schema name of all.
+    const fresh = Array.from({ length: 500 }, (_, i) => `org_fresh_${i}`).find((orgId) => tenantSchemaName(orgId) < tenantSchemaName(BY_SCHEMA[0]!))!;
+    expect((await runCli(['provision:tenant', fresh], { env: env() })).code).toBe(0);
+    const result = await migrate('--canary', '1', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as Report;
+    expect(waveOf(report)[BY_SCHEMA[0]!]).toEqual([1, 'migrated']);
+    expect(waveOf(report)[fresh]).toEqual([2, 'up-to-date']);
   });
 });

@@ -6,8 +6,17 @@ import type { Output } from '../output.ts';
 
 export const DRY_RUN_HELP = 'print the plan and the SQL it would send (captured in a transaction that is rolled back), change nothing';
 
-export async function runDryRun(output: Output, command: DryRunCommand, options: (config: import('../../config/load-config.ts').Config) => DryRunOptions): Promise<number> {
+type Config = import('../../config/load-config.ts').Config;
+
+/** `before`: what the real command checks first (lint with --strict), with the same outcome. */
+export async function runDryRun(
+  output: Output,
+  command: DryRunCommand,
+  options: (config: Config) => DryRunOptions,
+  before?: (knex: import('knex').Knex, config: Config) => Promise<boolean>,
+): Promise<number> {
   return withDatabase({}, async (db, config) => {
+    if (before && !(await before(db.knex, config))) return 1;
     const { dryRun } = await import('../../dry-run/dry-run.ts');
     const result = await dryRun(db.knex, command, { registry: config.registryTable, ...options(config) });
     if (output.json) output.document(result);

@@ -15,7 +15,9 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .option('--strict', 'stop (exit 1, nothing migrated) when lint finds fleet-unsafe DDL in a pending migration')
     .action((flags: { json?: boolean; dryRun?: boolean; strict?: boolean }) =>
       run('migrate:master', flags, (output) =>
-        flags.dryRun ? runDryRun(output, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir })) : withDatabase({}, async (db, config) => {
+        flags.dryRun
+          ? runDryRun(output, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir }), (knex, config) => lintBeforeMigrating(knex, output, 'master', config, flags.strict))
+          : withDatabase({}, async (db, config) => {
           if (!(await lintBeforeMigrating(db.knex, output, 'master', config, flags.strict))) return 1;
           const { migrateMaster } = await import('../../master/master.ts');
           return report(

@@ -32,7 +32,14 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 const collectList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((item) => item.trim()).filter(Boolean)];
 
 /** --canary / --canary-tenants / --waves / --pause as library options, checked before anything runs. */
+/** A day: longer is a typo, and Node's timers cannot wait past about 24.8 days anyway. */
+const MAX_PAUSE_SECONDS = 86_400;
+
 function waveOptions(flags: FleetFlags): Pick<MigrateTenantsOptions, 'waves' | 'canaryTenants' | 'pauseMs'> {
+  // An empty list (an unset CI variable: --canary-tenants "$CANARIES") must not drop the canary.
+  if (flags.canaryTenants !== undefined && flags.canaryTenants.length === 0) {
+    throw new UsageError('--canary-tenants: the list is empty — name at least one org id (comma-separated or repeated). Nothing was changed.');
+  }
   if (flags.canary !== undefined && flags.waves !== undefined) {
     throw new UsageError('--canary and --waves cannot be combined: --canary n is --waves n,100%. Nothing was changed.');
   }
@@ -41,6 +48,7 @@ function waveOptions(flags: FleetFlags): Pick<MigrateTenantsOptions, 'waves' | '
   if (flags.pause !== undefined) {
     const seconds = Number(flags.pause);
     if (flags.pause.trim() === '' || !Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--pause ${flags.pause}: give the seconds to wait between waves, e.g. --pause 30. Nothing was changed.`);
+    if (seconds > MAX_PAUSE_SECONDS) throw new UsageError(`--pause ${flags.pause}: at most ${MAX_PAUSE_SECONDS} seconds (a day) between waves. Nothing was changed.`);
     if (!waves && !flags.canaryTenants?.length) throw new UsageError('--pause waits between waves: give --canary, --canary-tenants or --waves too. Nothing was changed.');
     pauseMs = seconds * 1000;
   }
@@ -109,8 +117,9 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     .option('--strict', 'stop (exit 1, nothing migrated) when lint finds fleet-unsafe DDL in a pending migration')
     .action((flags: FleetFlags) =>
       run('migrate:tenants', flags, (output) => {
-        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant }));
-        const waves = waveOptions(flags);
+        const waves = waveOptions(flags); // bad wave flags are exit 2 for a dry run too
+        const lint = (knex: import('knex').Knex, config: import('../../config/load-config.ts').Config) => lintBeforeMigrating(knex, output, 'tenant', config, flags.strict);
+        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, canaryTenants: waves.canaryTenants }), lint);
         return runFleetCommand(
           output,
           flags,
@@ -119,7 +128,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
             const { migrateTenants } = await import('../../tenants/migrate-tenants.ts');
             return migrateTenants(knex, { ...options, verify: flags.verify, ...waves });
           },
-          (knex, config) => lintBeforeMigrating(knex, output, 'tenant', config, flags.strict),
+          lint,
         );
       }),
     );
