@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { lintTrees } from '../../src/lint/lint-trees.ts';
 import { migrateMaster } from '../../src/master/master.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
@@ -89,5 +90,26 @@ describe('lint', () => {
     const migrated = await cli('migrate:master');
     expect(migrated.code).toBe(0);
     expect(migrated.stderr).toContain('lint master/20260401000000_plans_index.ts: [index-not-concurrent]');
+  });
+
+  it("the tenant tree: knex's hasTable / hasColumn read information_schema, which is no other tenant's data", async () => {
+    writeMigration(
+      tenant,
+      '20260301000005_labels.ts',
+      "if (!(await knex.schema.hasTable('labels'))) await knex.schema.createTable('labels', (t) => { t.increments('id'); });\n" +
+        "if (!(await knex.schema.hasColumn('labels', 'name'))) await knex.schema.alterTable('labels', (t) => { t.text('name'); });",
+    );
+    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['tenant'] });
+    expect(report.notChecked).toEqual([]);
+    expect(report.findings.filter((finding) => finding.migration === '20260301000005_labels.ts')).toEqual([]);
+  });
+
+  it('the master tree: t.unique() on a shared table builds its index without CONCURRENTLY; LOCK TABLE and truncate() need a lock_timeout', async () => {
+    writeMigration(master, '20260401000000_plans_unique.ts', "await knex.schema.alterTable('plans', (t) => t.unique(['name', 'price_cents']));");
+    writeMigration(master, '20260401000001_plans_reset.ts', "await knex.raw('lock table plans in access exclusive mode');\nawait knex('plans').truncate();");
+    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['master'] });
+    const rules = (migration: string) => report.findings.filter((finding) => finding.migration === migration).map((finding) => finding.rule);
+    expect(rules('20260401000000_plans_unique.ts').sort()).toEqual(['index-not-concurrent', 'missing-lock-timeout']);
+    expect(rules('20260401000001_plans_reset.ts')).toEqual(['missing-lock-timeout', 'missing-lock-timeout']);
   });
 });
