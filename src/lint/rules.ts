@@ -15,7 +15,10 @@ export interface RuleContext {
   transactional: boolean;
   /** Tables created earlier in the same migration (lower-case names, without schema). */
   createdHere: ReadonlySet<string>;
-  /** A `SET lock_timeout` (or set_config('lock_timeout', …)) came earlier in the migration. */
+  /**
+   * A `SET lock_timeout` (or set_config('lock_timeout', …)) to a non-zero value came earlier in the
+   * migration, and nothing set it back to 0 or its default since.
+   */
   lockTimeoutSet: boolean;
 }
 
@@ -48,6 +51,19 @@ const typeNames = (column: Node): string[] => (((column.typeName as Node | undef
 const VOLATILE_FUNCTIONS = new Set(['random', 'gen_random_uuid', 'uuid_generate_v1', 'uuid_generate_v1mc', 'uuid_generate_v4', 'clock_timestamp', 'timeofday', 'nextval', 'txid_current']);
 const SERIAL_TYPES = new Set(['serial', 'serial4', 'bigserial', 'serial8', 'smallserial', 'serial2']);
 
+/**
+ * A serial or identity column: added to an existing table, PostgreSQL draws a number for every
+ * existing row — a rewrite, like a volatile default — and no row is left NULL.
+ */
+const numbersEveryRow = (column: Node): boolean =>
+  typeNames(column).some((name) => SERIAL_TYPES.has(name)) || constraintsOf(column).some((constraint) => constraint.contype === 'CONSTR_IDENTITY');
+
+/** Schemas of the system catalogs: reading them (Knex's hasTable, hasColumn) touches no tenant's data. */
+const CATALOG_SCHEMAS = new Set(['information_schema', 'pg_catalog']);
+
+/** LOCK TABLE modes from SHARE up conflict with the ROW EXCLUSIVE lock every write takes (lockdefs.h: SHARE = 5). */
+const SHARE_LOCK = 5;
+
 function callsVolatile(expression: unknown): boolean {
   if (!expression || typeof expression !== 'object') return false;
   const call = (expression as Node).FuncCall as Node | undefined;
@@ -69,12 +85,32 @@ function rangeVars(node: unknown, found: Node[] = []): Node[] {
   return found;
 }
 
+const relationsOf = (node: Node | undefined): Node[] => ((node?.relations as { RangeVar: Node }[] | undefined) ?? []).map((item) => item.RangeVar);
+
 /** Statements that take a lock blocking reads or writes of an existing table until they finish. */
 function locksExistingTable(statement: StatementNode, context: RuleContext): boolean {
   if (alteredExisting(statement, context)) return true;
   if (statement.IndexStmt && !statement.IndexStmt.concurrent && existing(statement.IndexStmt.relation, context)) return true;
   if (statement.RenameStmt && existing(statement.RenameStmt.relation, context)) return true;
+  // TRUNCATE takes ACCESS EXCLUSIVE; an explicit LOCK from SHARE up blocks every write.
+  if (relationsOf(statement.TruncateStmt).some((relation) => existing(relation, context))) return true;
+  if (statement.LockStmt && (statement.LockStmt.mode as number) >= SHARE_LOCK && relationsOf(statement.LockStmt).some((relation) => existing(relation, context))) return true;
   return droppedExistingTable(statement, context);
+}
+
+/**
+ * Whether a statement builds an index on an existing table without CONCURRENTLY: CREATE INDEX, and
+ * ALTER TABLE … ADD UNIQUE / PRIMARY KEY (as a table constraint or on a new column), which build
+ * theirs under the ALTER's exclusive lock — unless `USING INDEX` adopts one built beforehand.
+ */
+function buildsIndexOnExisting(statement: StatementNode, context: RuleContext): boolean {
+  if (statement.IndexStmt) return !statement.IndexStmt.concurrent && existing(statement.IndexStmt.relation, context);
+  if (!alteredExisting(statement, context)) return false;
+  const buildsIndex = (constraint: Node) => ['CONSTR_UNIQUE', 'CONSTR_PRIMARY'].includes(constraint.contype as string) && constraint.indexname === undefined;
+  return (
+    commands(statement, 'AT_AddConstraint').some((cmd) => buildsIndex((cmd.def as { Constraint: Node }).Constraint)) ||
+    addedColumns(statement).some((column) => constraintsOf(column).some(buildsIndex))
+  );
 }
 
 function droppedExistingTable(statement: StatementNode, context: RuleContext): boolean {
@@ -94,19 +130,17 @@ export const RULES: readonly Rule[] = [
       alteredExisting(statement, context) &&
       addedColumns(statement).some((column) => {
         const kinds = constraintsOf(column).map((constraint) => constraint.contype);
-        return kinds.includes('CONSTR_NOTNULL') && !kinds.includes('CONSTR_DEFAULT') && !typeNames(column).some((name) => SERIAL_TYPES.has(name));
+        return kinds.includes('CONSTR_NOTNULL') && !kinds.includes('CONSTR_DEFAULT') && !numbersEveryRow(column);
       }),
   },
   {
     id: 'volatile-default',
     trees: ['master', 'tenant'],
-    reason: 'a volatile default (random(), gen_random_uuid(), clock_timestamp(), a serial) makes PostgreSQL rewrite the whole table under an exclusive lock',
+    reason: 'a volatile default (random(), gen_random_uuid(), clock_timestamp(), a serial or identity column) makes PostgreSQL rewrite the whole table under an exclusive lock',
     fix: 'add the column without a default, set the default for new rows, backfill existing rows in batches',
     check: (statement, context) =>
       alteredExisting(statement, context) &&
-      addedColumns(statement).some(
-        (column) => typeNames(column).some((name) => SERIAL_TYPES.has(name)) || constraintsOf(column).some((constraint) => constraint.contype === 'CONSTR_DEFAULT' && callsVolatile(constraint.raw_expr)),
-      ),
+      addedColumns(statement).some((column) => numbersEveryRow(column) || constraintsOf(column).some((constraint) => constraint.contype === 'CONSTR_DEFAULT' && callsVolatile(constraint.raw_expr))),
   },
   {
     id: 'column-type-change',
@@ -128,9 +162,9 @@ export const RULES: readonly Rule[] = [
   {
     id: 'index-not-concurrent',
     trees: ['master'],
-    reason: 'CREATE INDEX without CONCURRENTLY blocks every write to the shared table while it builds',
-    fix: 'CREATE INDEX CONCURRENTLY, in a migration of its own with config.transaction = false',
-    check: (statement, context) => statement.IndexStmt !== undefined && !statement.IndexStmt.concurrent && existing(statement.IndexStmt.relation, context),
+    reason: 'CREATE INDEX without CONCURRENTLY, or ADD UNIQUE / PRIMARY KEY (which builds one), blocks every write to the shared table while it builds',
+    fix: 'CREATE INDEX CONCURRENTLY, in a migration of its own with config.transaction = false; for a constraint, CREATE UNIQUE INDEX CONCURRENTLY there, then ADD CONSTRAINT … UNIQUE (or PRIMARY KEY) USING INDEX',
+    check: buildsIndexOnExisting,
   },
   {
     id: 'concurrently-in-transaction',
@@ -163,7 +197,8 @@ export const RULES: readonly Rule[] = [
     trees: ['tenant'],
     reason: 'a name qualified with a schema other than public escapes the tenant: every tenant would change the same object',
     fix: "leave tenant tables unqualified (the search_path is the tenant's schema, then public)",
-    check: (statement) => rangeVars(statement).some((relation) => typeof relation.schemaname === 'string' && relation.schemaname !== 'public'),
+    check: (statement) =>
+      rangeVars(statement).some((relation) => typeof relation.schemaname === 'string' && relation.schemaname !== 'public' && !CATALOG_SCHEMAS.has(relation.schemaname)),
   },
   {
     id: 'tenant-create-extension',
@@ -178,6 +213,60 @@ export const RULES: readonly Rule[] = [
 export function afterStatement(statement: StatementNode, context: { createdHere: Set<string>; lockTimeoutSet: boolean }): void {
   const created = tableOf(statement.CreateStmt?.relation) ?? tableOf((statement.CreateTableAsStmt?.into as Node | undefined)?.rel);
   if (created) context.createdHere.add(created);
-  if (statement.VariableSetStmt?.name === 'lock_timeout') context.lockTimeoutSet = true;
-  if (JSON.stringify(statement).includes('"set_config"') && JSON.stringify(statement).includes('"lock_timeout"')) context.lockTimeoutSet = true;
+  context.lockTimeoutSet = lockTimeoutAfter(statement, context.lockTimeoutSet);
+}
+
+/**
+ * Whether a lock_timeout is in force after a statement. 0 disables the timeout, and DEFAULT / RESET
+ * return to the server's (0 unless configured, which lint cannot see): neither counts. A value lint
+ * cannot read (an expression, a bound parameter) still counts: lint does not guess a finding.
+ */
+function lockTimeoutAfter(statement: StatementNode, before: boolean): boolean {
+  const set = statement.VariableSetStmt;
+  if (set?.kind === 'VAR_RESET_ALL') return false;
+  if (set?.name === 'lock_timeout') {
+    if (set.kind === 'VAR_SET_VALUE') return enables((set.args as Node[] | undefined)?.[0]);
+    return set.kind === 'VAR_SET_CURRENT' ? before : false;
+  }
+  // set_config('lock_timeout', value, is_local), anywhere in the statement; the last one wins.
+  let now = before;
+  for (const call of nodesOfKind(statement, 'FuncCall')) {
+    const [name, value] = (call.args as Node[] | undefined) ?? [];
+    if ((call.funcname as { String: { sval: string } }[] | undefined)?.at(-1)?.String.sval.toLowerCase() === 'set_config' && constantText(name)?.toLowerCase() === 'lock_timeout') now = enables(value);
+  }
+  return now;
+}
+
+/** Whether setting lock_timeout to this value leaves a timeout in force (anything but 0). */
+const enables = (value: Node | undefined): boolean => milliseconds(constantText(value)) !== 0;
+
+/** The text of a constant (`0`, `'5s'`, `'0'::text`); undefined for anything else. */
+function constantText(node: Node | undefined): string | undefined {
+  if (node?.TypeCast) return constantText((node.TypeCast as Node).arg as Node | undefined);
+  const constant = node?.A_Const as Record<string, Record<string, unknown> | undefined> | undefined;
+  if (!constant) return undefined;
+  // libpg-query leaves out zero values: `0` parses as `{ ival: {} }`.
+  if (constant.ival) return String(constant.ival.ival ?? 0);
+  const text = constant.fval?.fval ?? constant.sval?.sval;
+  return typeof text === 'string' ? text : undefined;
+}
+
+/** Milliseconds per unit of a time setting (PostgreSQL's units, case-sensitive; none means milliseconds). */
+const TIME_UNITS = new Map([['', 1], ['us', 0.001], ['ms', 1], ['s', 1000], ['min', 60_000], ['h', 3_600_000], ['d', 86_400_000]]);
+
+/** A lock_timeout value in whole milliseconds, rounded as PostgreSQL does ('0.4ms' is 0); undefined if unreadable. */
+function milliseconds(text: string | undefined): number | undefined {
+  const match = text === undefined ? null : /^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-z]*)\s*$/.exec(text);
+  const unit = match ? TIME_UNITS.get(match[2]!) : undefined;
+  return match && unit !== undefined ? Math.round(Number(match[1]) * unit) : undefined;
+}
+
+/** Every node of one kind (`FuncCall`, …) anywhere in a parse tree. */
+function nodesOfKind(node: unknown, kind: string, found: Node[] = []): Node[] {
+  if (!node || typeof node !== 'object') return found;
+  for (const [key, value] of Object.entries(node as Node)) {
+    if (key === kind && value && typeof value === 'object' && !Array.isArray(value)) found.push(value as Node);
+    nodesOfKind(value, kind, found);
+  }
+  return found;
 }

@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { lintTrees, type LintFinding } from '../../src/lint/lint-trees.ts';
+import { RULES } from '../../src/lint/rules.ts';
 import { migrateMaster } from '../../src/master/master.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
@@ -93,5 +95,52 @@ describe('lint', () => {
     const migrated = await cli('migrate:master');
     expect(migrated.code).toBe(0);
     expect(migrated.stderr).toContain('lint master/20260401000000_plans_index.ts: [index-not-concurrent]');
+  });
+
+  it("the tenant tree: knex's hasTable / hasColumn read information_schema, which is no other tenant's data", async () => {
+    writeMigration(
+      tenant,
+      '20260301000005_labels.ts',
+      "if (!(await knex.schema.hasTable('labels'))) await knex.schema.createTable('labels', (t) => { t.increments('id'); });\n" +
+        "if (!(await knex.schema.hasColumn('labels', 'name'))) await knex.schema.alterTable('labels', (t) => { t.text('name'); });",
+    );
+    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['tenant'] });
+    expect(report.notChecked).toEqual([]);
+    expect(report.findings.filter((finding) => finding.migration === '20260301000005_labels.ts')).toEqual([]);
+  });
+
+  it('the master tree: t.unique() on a shared table builds its index without CONCURRENTLY; LOCK TABLE and truncate() need a lock_timeout', async () => {
+    writeMigration(master, '20260401000000_plans_unique.ts', "await knex.schema.alterTable('plans', (t) => t.unique(['name', 'price_cents']));");
+    writeMigration(master, '20260401000001_plans_reset.ts', "await knex.raw('lock table plans in access exclusive mode');\nawait knex('plans').truncate();");
+    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['master'] });
+    const rules = (migration: string) => report.findings.filter((finding) => finding.migration === migration).map((finding) => finding.rule);
+    expect(rules('20260401000000_plans_unique.ts').sort()).toEqual(['index-not-concurrent', 'missing-lock-timeout']);
+    expect(rules('20260401000001_plans_reset.ts')).toEqual(['missing-lock-timeout', 'missing-lock-timeout']);
+  });
+
+  it('a migration with a TypeScript syntax error is not checked, under its own name with the loader\'s message; the ones after it are not run', async () => {
+    writeMigration(tenant, '20260301000005_broken.ts', "await knex.raw('select 1'");
+    writeMigration(tenant, '20260301000006_after.ts', "await knex.raw('select 2');");
+    const result = await cli('lint', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.findings.map((finding: LintFinding) => `${finding.migration} ${finding.rule}`)).toEqual([`${DROP} rename-or-drop`]); // the ones before it are linted
+    expect(report.notChecked).toEqual([
+      { tree: 'tenant', migration: '20260301000005_broken.ts', why: expect.stringMatching(/^cannot be loaded: .*20260301000005_broken\.ts:\d+:\d+: ERROR: /) },
+      { tree: 'tenant', migration: '20260301000006_after.ts', why: 'not run: an earlier migration (20260301000005_broken.ts) cannot be loaded' },
+    ]);
+  });
+
+  it('an ignore comment naming no rule (a typo) is a warning naming the file, the id and the valid ids; it silences nothing; --strict fails on it', async () => {
+    fs.appendFileSync(path.join(tenant, DROP), '// tenant-migrate-lint-ignore: rename-or-dorp\n');
+    const human = await cli('lint');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(`warning tenant/${DROP}: [unknown-lint-ignore] the ignore comment names "rename-or-dorp", which is no lint rule: it silences nothing`);
+    expect(human.stdout).toContain(`fix: name one of the rules: ${RULES.map((rule) => rule.id).join(', ')}`);
+    expect(human.stdout).toContain(`warning tenant/${DROP}: [rename-or-drop]`);
+
+    const strict = await cli('lint', '--strict', '--json');
+    expect(strict.code).toBe(1);
+    expect(JSON.parse(strict.stdout).findings.map((finding: LintFinding) => finding.rule).sort()).toEqual(['rename-or-drop', 'unknown-lint-ignore']);
   });
 });
