@@ -113,7 +113,7 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   await ensureTable(knex);
   const { current, recorded, appliedBefore } = await compareTree(knex, tree, source, applied);
   // A tree applied before checksums were kept: its files are recorded as they are now, said once.
-  const unrecorded = recorded.size === 0 ? appliedBefore : [];
+  const unrecorded = recorded.size === 0 ? appliedBefore.filter((name) => current.has(name)) : [];
   return {
     async sync(knex) {
       const names = new Set(await applied(knex));
@@ -147,8 +147,8 @@ export async function assertTreeUnchanged(knex: Knex, tree: Tree, source: Migrat
 async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames) {
   const current = checksumsOf(source);
   const recorded = (await tableExists(knex)) ? await recordedChecksums(knex, tree) : new Map<string, string>();
-  // Recorded names are applied somewhere; before anything was recorded, ask the bookkeeping.
-  const appliedBefore = recorded.size > 0 ? [...recorded.keys()] : await applied(knex);
+  // What the bookkeeping says is applied (not what was recorded: a reset bookkeeping forgets it).
+  const appliedBefore = await applied(knex);
   const missing = appliedBefore.filter((name) => !current.has(name));
   if (missing.length > 0) throw new MissingMigrationError(tree, missing, source.directory);
   const edited = editedFiles(tree, recorded, current);
@@ -174,7 +174,9 @@ export function tenantApplied(registry: RegistryTable): AppliedNames {
   return async (knex) => {
     if (!(await relationExists(knex, registry.schema, registry.table))) return [];
     const { rows } = await knex.raw<{ rows: { schema_name: string }[] }>(
-      `select schema_name from ${registrySql(registry)} where migration_count > 0 order by migration_count desc, org_id limit 1`,
+      `select schema_name from ${registrySql(registry)} r
+        where migration_count > 0 and exists (select from pg_catalog.pg_namespace n where n.nspname = r.schema_name)
+        order by migration_count desc, org_id limit 1`,
     );
     const schema = rows[0]?.schema_name;
     if (schema === undefined || !(await relationExists(knex, schema, 'knex_migrations'))) return [];
@@ -200,13 +202,6 @@ function samePath(a: string, b: string): boolean {
     }
   };
   return real(a) === real(b);
-}
-
-/** For `status`: files recorded as applied (checksums) that are no longer in the tree. Reads only. */
-export async function findMissingFiles(knex: Knex, tree: Tree, source: MigrationSource): Promise<string[]> {
-  if (!(await tableExists(knex))) return [];
-  const current = new Set(source.names);
-  return [...(await recordedChecksums(knex, tree)).keys()].filter((name) => !current.has(name)).sort();
 }
 
 export interface AcceptedFile extends EditedFile {

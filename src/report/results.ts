@@ -71,7 +71,7 @@ export interface StatusResult {
     behindOrgIds: string[];
     /** Tenants whose newest applied migration has no file any more. */
     missingFileOrgIds: string[];
-    /** Tenant-tree files applied in some tenant (their checksums are recorded) that are gone from the tree: deleted or renamed. */
+    /** Tenant-tree files applied in the most-migrated tenant that are gone from the tree: deleted or renamed. */
     missingFiles: string[];
     /** Tenants whose org was deleted in Clerk (`organization.deleted`): kept, awaiting deprovisioning. */
     deletedOrgIds: string[];

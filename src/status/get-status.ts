@@ -16,7 +16,7 @@ import { poolSizeOf } from '../db/connection.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { relationExists } from '../db/relation-exists.ts';
-import { findEditedFiles, findMissingFiles } from '../migration/checksums.ts';
+import { findEditedFiles, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, listMigrationNames } from '../migration/source.ts';
 import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
@@ -105,9 +105,9 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     { tree: 'master', source: directorySource(path.resolve(options.masterDirectory ?? 'migrations/master')) },
     { tree: 'tenant', source: tenantSource },
   ]);
-  // Applied in some tenant (the checksums say so) and gone from the tree: deleted or renamed, even
-  // when it is not any tenant's newest.
-  const tenantMissingFiles = await findMissingFiles(knex, 'tenant', tenantSource);
+  // Applied in the most-migrated tenant and gone from the tree: deleted or renamed, even when it is
+  // not any tenant's newest.
+  const tenantMissingFiles = hasRegistry ? (await tenantApplied(registry)(knex)).filter((name) => !tenantFiles.has(name)) : [];
   const tenants = {
     total: fleet.length,
     upToDate: live.length - behind.length - missingFile.length - drifted.length,

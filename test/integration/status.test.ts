@@ -45,6 +45,7 @@ describe('status', () => {
         ],
         behindOrgIds: ['org_c'],
         missingFileOrgIds: [],
+        missingFiles: [],
         deletedOrgIds: [],
       },
       orphanSchemas: ['tid_0123456789'],
@@ -69,7 +70,7 @@ describe('status', () => {
     const result = await runCli(['status', '--json', '--check'], { env });
     expect(result.code).toBe(1);
     // Drifted, not behind: no migration run can fix it.
-    expect(JSON.parse(result.stdout).tenants).toMatchObject({ total: 1, upToDate: 0, behind: 0, missingFileOrgIds: ['org_gone'] });
+    expect(JSON.parse(result.stdout).tenants).toMatchObject({ total: 1, upToDate: 0, behind: 0, missingFileOrgIds: ['org_gone'], missingFiles: ['20260201000003_nickname.ts'] });
     const human = await runCli(['status'], { env });
     expect(human.stdout).toContain('Tenants: 1 registered — 0 up to date, 0 behind, 1 with a missing migration file');
   });
