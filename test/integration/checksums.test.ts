@@ -47,7 +47,8 @@ async function snapshot() {
   };
 }
 
-describe('checksums of applied migrations', () => {
+// Each test runs a dozen or more CLI commands (a Node start-up each): more than the default minute on a loaded machine.
+describe('checksums of applied migrations', { timeout: 180_000 }, () => {
   it('are recorded once per tree and file (not per tenant); a tree applied before checksums were kept is recorded as it is, said once', async () => {
     const first = await cli('migrate:master');
     expect(first.code, first.stderr).toBe(0);

@@ -136,7 +136,7 @@ describe('migrate:tenants --waves', () => {
       }
     }
     expect(await versions()).toEqual(before);
-  });
+  }, 240_000); // 24 CLI runs, each a Node start-up (slow on a loaded CI machine)
 
   it('the canaries are tenants with something pending: an org already up to date is not a canary', async () => {
     // A new org provisioned after the release is up to date; give it the first schema name of all.
