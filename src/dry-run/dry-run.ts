@@ -70,8 +70,9 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
   const registry = registryOf(options);
   const groups: { group: DryRunGroup; schema: string; direction: 'up' | 'down'; createSchema?: boolean }[] = [];
   // What the real command refuses first (exit 2), the dry run refuses too: an applied file edited or gone.
-  if (command === 'migrate:master') await assertTreeUnchanged(knex, 'master', source, masterApplied);
-  else await assertTreeUnchanged(knex, 'tenant', source, tenantApplied(registry));
+  const direction = command === 'rollback:tenants' ? 'down' : 'up';
+  if (command === 'migrate:master') await assertTreeUnchanged(knex, 'master', source, masterApplied, direction);
+  else await assertTreeUnchanged(knex, 'tenant', source, tenantApplied(registry), direction);
 
   if (command === 'migrate:master') {
     const applied = (await relationExists(knex, 'public', 'knex_migrations')) ? await readApplied(knex, 'public') : [];

@@ -74,8 +74,10 @@ export async function lintTrees(knex: Knex, options: LintOptions = {}): Promise<
       failure = describeError(error);
     }
     for (const name of steps) {
+      // Lint what a migration sent, even when it was stopped part way (it ended its transaction).
       if (captured.sql[name]) await lintMigration(tree, source, name, captured.sql[name], only, result);
-      else {
+      if (captured.sql[name] && captured.notCaptured[name] && (!only || only.has(name))) result.notChecked.push({ tree, migration: name, why: captured.notCaptured[name]! });
+      if (!captured.sql[name]) {
         const why = captured.notCaptured[name] ?? `not run: an earlier migration failed on the scratch schema (${failure})`;
         result.notChecked.push({ tree, migration: name, why });
       }

@@ -73,7 +73,7 @@ async function runMaster(
   const base = { command, schema: 'public' as const };
   const ms = () => Math.round(performance.now() - started);
   // An applied file edited since stops the run here, before anything is written.
-  const checksums = await checkTree(knex, 'master', source, masterApplied, warn);
+  const checksums = await checkTree(knex, 'master', source, masterApplied, warn, intent.direction);
   try {
     const { plan } = await runSchema(knex, {
       schema: 'public',

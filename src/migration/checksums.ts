@@ -50,6 +50,20 @@ export class MissingMigrationError extends UsageError {
   }
 }
 
+/**
+ * A pending file named before the newest applied one (in the most-migrated tenant, or public):
+ * it would run out of order there, fail in the tenants ahead and run in those behind — a fleet on
+ * mixed versions. Exit 2 before anything is written (no release, no provisioned org).
+ */
+export class OutOfOrderMigrationError extends UsageError {
+  constructor(readonly tree: Tree, readonly early: readonly string[], newestApplied: string) {
+    super(
+      `${early.join(', ')} (${tree} tree) ${early.length === 1 ? 'is' : 'are'} pending but sort${early.length === 1 ? 's' : ''} before the already applied ${newestApplied} — ` +
+        'a new migration must have a name (timestamp) after the last applied one: give it a newer timestamp (migrate:make:tenant and migrate:make:master name new files correctly). Nothing was changed.',
+    );
+  }
+}
+
 export class EditedMigrationError extends UsageError {
   constructor(readonly edited: readonly EditedFile[]) {
     super(
@@ -109,9 +123,9 @@ export interface TreeChecksums {
  * Compares the tree with what was recorded; call before anything is written.
  * @throws EditedMigrationError (exit 2) naming every edited file.
  */
-export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, onWarning?: (message: string) => void): Promise<TreeChecksums> {
+export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, onWarning?: (message: string) => void, direction: 'up' | 'down' = 'up'): Promise<TreeChecksums> {
   await ensureTable(knex);
-  const { current, recorded, appliedBefore } = await compareTree(knex, tree, source, applied);
+  const { current, recorded, appliedBefore } = await compareTree(knex, tree, source, applied, direction);
   // A tree applied before checksums were kept: its files are recorded as they are now, said once.
   const unrecorded = recorded.size === 0 ? appliedBefore.filter((name) => current.has(name)) : [];
   return {
@@ -140,11 +154,11 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
  * The checks of `checkTree` without creating or writing anything (for `--dry-run`): the same exit 2
  * for a file that is gone or edited.
  */
-export async function assertTreeUnchanged(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames): Promise<void> {
-  await compareTree(knex, tree, source, applied);
+export async function assertTreeUnchanged(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, direction: 'up' | 'down'): Promise<void> {
+  await compareTree(knex, tree, source, applied, direction);
 }
 
-async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames) {
+async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, applied: AppliedNames, direction: 'up' | 'down') {
   const current = checksumsOf(source);
   const recorded = (await tableExists(knex)) ? await recordedChecksums(knex, tree) : new Map<string, string>();
   // What the bookkeeping says is applied (not what was recorded: a reset bookkeeping forgets it).
@@ -153,6 +167,13 @@ async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, appl
   if (missing.length > 0) throw new MissingMigrationError(tree, missing, source.directory);
   const edited = editedFiles(tree, recorded, current);
   if (edited.length > 0) throw new EditedMigrationError(edited);
+  // Only a run that applies cares; a rollback may go on (it undoes what is applied).
+  if (direction === 'up') {
+    const done = new Set(appliedBefore);
+    const newest = [...done].sort().at(-1);
+    const early = newest === undefined ? [] : source.names.filter((name) => !done.has(name) && name < newest);
+    if (early.length > 0) throw new OutOfOrderMigrationError(tree, early, newest!);
+  }
   return { current, recorded, appliedBefore };
 }
 

@@ -66,7 +66,7 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   const tenants = await selectTenants(knex, options.tenants, registry);
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
-  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn);
+  const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn, 'down');
   const concurrency = fleetConcurrency(knex, options, warn);
 
   const release = options.all || to !== undefined ? undefined : await newestRelease(knex, registry);

@@ -148,7 +148,7 @@ describe('checksums of applied migrations', { timeout: 180_000 }, () => {
     await cli('provision:tenant', 'org_a', 'org_b');
     const LATE = '20260201000002_late.ts';
     writeMigration(tenant, LATE, `await knex.raw('select 1');`);
-    expect((await cli('migrate:tenants')).code).toBe(1); // pending but sorts before an applied one
+    expect((await cli('migrate:tenants')).code).toBe(2); // pending but sorts before an applied one
     const rows = await recorded();
     expect(rows[`tenant/${LAST}`]).toBe(fileChecksum(path.join(tenant, LAST)));
     expect(rows[`tenant/${LATE}`]).toBeUndefined();

@@ -132,13 +132,22 @@ describe('migrate:tenants', () => {
     expect(await tables('org_nt')).toContain('settings');
   });
 
-  it('refuses a new file named before the newest applied one (it would run out of order)', async () => {
+  it('refuses a new file named before the newest applied one (it would run out of order): exit 2, no release, no new org', async () => {
     const tree = copyTree('tenant-basic');
     await provisionTenant(db.knex(), ['org_order'], { directory: tree });
     fs.writeFileSync(`${tree}/20260101000001_a_late_arrival.ts`, 'export async function up() {}\nexport async function down() {}\n');
-    const result = await runCli(['migrate:tenants', '--json'], { env: treeEnv(db.url, { tenant: tree }) });
-    expect(result.code).toBe(1);
-    expect(JSON.parse(result.stdout).tenants[0].error).toMatch(/20260101000001_a_late_arrival\.ts is pending but sorts before/);
+    const releases = async () => db.knex()('tenant_migrate_releases').count({ n: '*' });
+    const before = await releases();
+    const env = treeEnv(db.url, { tenant: tree });
+    // A new org would get it in order and wedge the fleet; a dry run says what the run would.
+    for (const args of [['migrate:tenants'], ['provision:tenant', 'org_order_new'], ['migrate:tenants', '--dry-run'], ['provision:tenant', 'org_order_new', '--dry-run']]) {
+      const result = await runCli(args, { env });
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toMatch(/20260101000001_a_late_arrival\.ts \(tenant tree\) is pending but sorts before the already applied 20260201000003_nickname\.ts/);
+    }
+    expect(await releases()).toEqual(before);
+    expect(await db.knex()('tenants').pluck('org_id')).toEqual(['org_order']);
+    expect((await runCli(['rollback:tenants', '--all'], { env })).code).toBe(0); // undoing is not refused
   });
 });
 

@@ -73,6 +73,11 @@ describe('lint', () => {
     expect(strict.stdout).toContain('1 lint finding with --strict: nothing was migrated.');
     expect(await applied('org_a')).toEqual({ migration_version: '20260201000003_nickname.ts' });
     // The dry run of a --strict deploy fails where the deploy would.
+    for (const args of [['migrate:tenants', '--strict', '--json'], ['migrate:tenants', '--strict', '--dry-run', '--json']]) {
+      const refused = await cli(...args);
+      expect(refused.code).toBe(1);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ command: 'migrate:tenants', ok: false, findings: [expect.objectContaining({ rule: 'rename-or-drop' })] });
+    }
     const preview = await cli('migrate:tenants', '--strict', '--dry-run');
     expect(preview.code).toBe(1);
     expect(preview.stderr).toContain(`lint tenant/${DROP}: [rename-or-drop]`);

@@ -127,6 +127,7 @@ describe('migrate:tenants --waves', () => {
       ['--canary-tenants', 'org_nobody'],
       ['--canary-tenants', ''], // an unset CI variable must not drop the canary
       ['--canary-tenants', ','],
+      ['--canary', '1', '--canary-tenants', 'org_w1'], // which is the canary wave?
       ['--canary', '1', '--pause', '1e9'], // past what a timer can wait
     ]) {
       for (const dryRun of [[], ['--dry-run']]) {

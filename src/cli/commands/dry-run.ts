@@ -46,6 +46,7 @@ function dryRunLines(result: DryRunResult): string[] {
     if (why !== undefined) lines.push(`-- not captured: ${why}`);
   }
   if (!result.ok) lines.push('', pc.red(`✘ the dry run failed: ${result.error}`));
+  if (ordered.size === 0) return lines;
   lines.push(
     '',
     `Dry run: the SQL above was captured by running the migrations ${result.command === 'migrate:master' ? 'in public' : 'for one tenant of each group'} in a transaction that was rolled back; nothing was changed.`,

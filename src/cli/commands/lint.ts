@@ -61,7 +61,10 @@ export async function lintBeforeMigrating(
   const result = await lintTrees(knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir, trees: [tree], only: { [tree]: pending } });
   for (const finding of result.findings) output.warn(`lint ${finding.tree}/${finding.migration}: [${finding.rule}] ${finding.reason} — fix: ${finding.fix}`);
   if (strict && result.findings.length > 0) {
-    output.info(pc.red(`${result.findings.length} lint finding${result.findings.length === 1 ? '' : 's'} with --strict: nothing was migrated.`));
+    const error = `${result.findings.length} lint finding${result.findings.length === 1 ? '' : 's'} with --strict: nothing was migrated.`;
+    output.info(pc.red(error));
+    // --json promises one document on stdout, a refusal included.
+    if (output.json) output.document({ command: tree === 'master' ? 'migrate:master' : 'migrate:tenants', ok: false, error, findings: result.findings });
     return false;
   }
   return true;

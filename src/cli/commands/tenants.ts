@@ -40,6 +40,9 @@ function waveOptions(flags: FleetFlags): Pick<MigrateTenantsOptions, 'waves' | '
   if (flags.canaryTenants !== undefined && flags.canaryTenants.length === 0) {
     throw new UsageError('--canary-tenants: the list is empty — name at least one org id (comma-separated or repeated). Nothing was changed.');
   }
+  if (flags.canary !== undefined && flags.canaryTenants !== undefined) {
+    throw new UsageError('--canary and --canary-tenants cannot be combined: --canary-tenants names the whole canary wave (add --waves to cut the rest). Nothing was changed.');
+  }
   if (flags.canary !== undefined && flags.waves !== undefined) {
     throw new UsageError('--canary and --waves cannot be combined: --canary n is --waves n,100%. Nothing was changed.');
   }
