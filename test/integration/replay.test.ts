@@ -206,7 +206,10 @@ export async function down() {}
 /** Resolves once a session waits for an advisory lock. */
 async function waitForLockWaiter(): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const { rows } = await db.knex().raw("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted");
+    // pg_locks is the whole server's: other test files run at once in other databases.
+    const { rows } = await db
+      .knex()
+      .raw("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())");
     if (rows[0].n > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -198,7 +198,10 @@ describe("a session's catalog cache is not the truth after an advisory lock", ()
     const holder = knexFactory(knexConfig(extra.connection, 1));
     const waiting = async (count: number) => {
       for (let i = 0; i < 400; i++) {
-        const { rows } = await holder.raw("select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted");
+        // This database's waiters only: other test files run at once against the same server.
+        const { rows } = await holder.raw(
+          "select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())",
+        );
         if (rows[0].n >= count) return;
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
