@@ -9,7 +9,7 @@ export { parseWaves, splitIntoWaves, type WaveSpec } from './fleet/waves.ts';
 export { lintTrees, judgeStatements, type LintFinding, type LintResult, type LintOptions } from './lint/lint-trees.ts';
 export { RULES as LINT_RULES, type Rule as LintRule } from './lint/rules.ts';
 export { dryRun, type DryRunCommand, type DryRunOptions, type DryRunResult, type DryRunGroup } from './dry-run/dry-run.ts';
-export { acceptChecksums, findEditedFiles, fileChecksum, EditedMigrationError, MissingMigrationError, CHECKSUMS_TABLE, type EditedFile } from './migration/checksums.ts';
+export { acceptChecksums, findEditedFiles, fileChecksum, EditedMigrationError, MissingMigrationError, OutOfOrderMigrationError, CHECKSUMS_TABLE, type EditedFile } from './migration/checksums.ts';
 export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenants.ts';
 export { getStatus, type StatusOptions } from './status/get-status.ts';
 export { withTenant } from './tenants/with-tenant.ts';
