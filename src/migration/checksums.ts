@@ -19,6 +19,7 @@ import { READ_COMMITTED } from '../db/isolation.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import { UsageError } from '../errors.ts';
 import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
+import { outOfOrder } from './plan.ts';
 import type { MigrationSource } from './source.ts';
 
 export const CHECKSUMS_TABLE = { schema: 'public', table: 'tenant_migrate_checksums' } as const;
@@ -169,10 +170,8 @@ async function compareTree(knex: Knex, tree: Tree, source: MigrationSource, appl
   if (edited.length > 0) throw new EditedMigrationError(edited);
   // Only a run that applies cares; a rollback may go on (it undoes what is applied).
   if (direction === 'up') {
-    const done = new Set(appliedBefore);
-    const newest = [...done].sort().at(-1);
-    const early = newest === undefined ? [] : source.names.filter((name) => !done.has(name) && name < newest);
-    if (early.length > 0) throw new OutOfOrderMigrationError(tree, early, newest!);
+    const { early, newestApplied } = outOfOrder(source.names, appliedBefore);
+    if (early.length > 0) throw new OutOfOrderMigrationError(tree, early, newestApplied!);
   }
   return { current, recorded, appliedBefore };
 }

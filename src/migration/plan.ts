@@ -21,6 +21,16 @@ export class PlanError extends Error {
 }
 
 /**
+ * Pending files named before the newest applied one: they would run out of order. Shared by the plan
+ * of one schema and the fleet-wide check made before a run (checksums.ts).
+ */
+export function outOfOrder(files: readonly string[], appliedNames: readonly string[]): { early: string[]; newestApplied: string | undefined } {
+  const done = new Set(appliedNames);
+  const newestApplied = appliedNames.reduce<string | undefined>((max, name) => (max === undefined || name > max ? name : max), undefined);
+  return { early: newestApplied === undefined ? [] : files.filter((name) => !done.has(name) && name < newestApplied), newestApplied };
+}
+
+/**
  * Pending migrations, oldest first.
  *
  * @throws PlanError when an applied migration's file is gone, or when a pending file sorts before
@@ -36,8 +46,7 @@ export function planUp(files: readonly string[], applied: readonly AppliedMigrat
   }
   const done = new Set(applied.map((row) => row.name));
   const steps = files.filter((name) => !done.has(name));
-  const newestApplied = applied.reduce<string | undefined>((max, row) => (max === undefined || row.name > max ? row.name : max), undefined);
-  const early = newestApplied === undefined ? [] : steps.filter((name) => name < newestApplied);
+  const { early, newestApplied } = outOfOrder(files, [...done]);
   if (early.length > 0) {
     throw new PlanError(
       `${early.join(', ')} ${early.length > 1 ? 'are' : 'is'} pending but sort${early.length > 1 ? '' : 's'} before the already applied ${newestApplied} — a new migration must have a name (timestamp) that comes after the last applied one; give it a newer timestamp (migrate:make:tenant and migrate:make:master name new files correctly)`,
