@@ -2,7 +2,8 @@
  * A quick standalone check of `status --verify` at scale (issue 14: ≤ 5 s at 10,000 tenants),
  * lighter than `pnpm bench --scale`: N schemas holding only their Knex bookkeeping (two applied
  * migrations) and N registry rows, laid down by one server-side loop, then `getStatus` timed
- * in-process with and without `verify`.
+ * in-process with and without `verify`; then a `migrate:tenants --dry-run` with one migration
+ * pending in every tenant (it reads every tenant's bookkeeping too, to plan each one).
  *
  *   pnpm exec tsx bench/verify-at-scale.ts <admin postgres URL> [tenants=10000]
  *
@@ -14,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import knexFactory from 'knex';
 import pg from 'pg';
+import { dryRun } from '../src/dry-run/dry-run.ts';
 import { getStatus } from '../src/status/get-status.ts';
 import { ensureRegistry } from '../src/tenants/registry.ts';
 
@@ -59,6 +61,13 @@ try {
     const drifted = status.tenants.driftedOrgIds?.length ?? 0;
     if (status.tenants.upToDate !== tenants || drifted !== 0) throw new Error(`expected ${tenants} up to date, got ${JSON.stringify(status.tenants.upToDate)}`);
     process.stdout.write(`${verify ? 'status --verify' : 'status         '}  ${tenants} tenants  ${((performance.now() - t) / 1000).toFixed(2)} s\n`);
+  }
+  fs.writeFileSync(path.join(trees, 'tenant', 'm3.ts'), "export async function up(knex) { await knex.raw('create table t (id int)'); }\nexport async function down() {}\n");
+  for (let run = 0; run < 3; run += 1) {
+    const t = performance.now();
+    const preview = await dryRun(knex, 'migrate:tenants', { directory: path.join(trees, 'tenant') });
+    if (preview.plan.length !== 1 || preview.plan[0]!.tenantCount !== tenants) throw new Error(`expected one group of ${tenants}, got ${JSON.stringify(preview.plan.map((g) => g.tenantCount))}`);
+    process.stdout.write(`migrate:tenants --dry-run  ${tenants} tenants  ${((performance.now() - t) / 1000).toFixed(2)} s\n`);
   }
 } finally {
   await knex.destroy();

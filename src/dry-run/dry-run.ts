@@ -1,7 +1,7 @@
 /**
  * `--dry-run`: what a command would do, and the SQL it would send, with nothing changed. Tenants
- * are grouped by their registry state (newest migration and count); for one tenant of each group
- * the migrations run for real — inside a transaction, under the tenant's lock, that is then rolled
+ * are grouped by what the real run would do to them (each planned from its own bookkeeping where
+ * the real run reads it, not from the registry); for one tenant of each group the migrations run for real — inside a transaction, under the tenant's lock, that is then rolled
  * back — and every statement they send is noted (Knex's `query` event, as the executor observes
  * migrations). So the SQL shown is what PostgreSQL accepted, not a guess. Nothing is created: not
  * the registry, the release ledger, the checksums or the run history.
@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { relationExists } from '../db/relation-exists.ts';
 import { UsageError } from '../errors.ts';
-import { readApplied } from '../migration/bookkeeping.ts';
+import { readApplied, readAppliedOfSchemas } from '../migration/bookkeeping.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
 import { captureSql } from '../migration/capture-sql.ts';
@@ -18,7 +18,8 @@ import { assertTreeUnchanged, masterApplied, tenantApplied } from '../migration/
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { printableOrgId, tenantSchemaName, validateOrgIds } from '../tenants/naming.ts';
 import { registryOf } from '../tenants/options.ts';
-import { inspectRegistry, listTenants, type TenantRecord } from '../tenants/registry.ts';
+import { refuseConflicts } from '../tenants/provision.ts';
+import { inspectRegistry, isUpToDate, listTenants, type TenantRecord } from '../tenants/registry.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
 import { rollbackRuleOf } from '../tenants/rollback-tenants.ts';
 
@@ -43,6 +44,8 @@ export interface DryRunResult {
   sql: Record<string, string[]>;
   /** Migrations whose SQL could not be captured, and why (a `transaction: false` one). */
   notCaptured: Record<string, string>;
+  /** Tenants the real run would open whose schema does not exist: it would fail for them (ok is false). */
+  missingSchemas?: { orgId: string; schema: string }[];
   error?: string;
 }
 
@@ -53,6 +56,8 @@ export interface DryRunOptions {
   tenants?: readonly string[];
   /** migrate:tenants: the org ids of `--canary-tenants`, refused (exit 2) as the real run refuses them. */
   canaryTenants?: readonly string[];
+  /** migrate:tenants: plan every tenant from its own knex_migrations, as `--verify` migrates them. */
+  verify?: boolean;
   /** rollback:tenants */
   all?: boolean;
   to?: string;
@@ -68,7 +73,12 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
   const result: DryRunResult = { command, dryRun: true, ok: true, plan: [], sql: {}, notCaptured: {} };
   const source = directorySource(path.resolve(options.directory ?? (command === 'migrate:master' ? 'migrations/master' : 'migrations/tenant')));
   const registry = registryOf(options);
-  const groups: { group: DryRunGroup; schema: string; direction: 'up' | 'down'; createSchema?: boolean }[] = [];
+  const groups: (PlannedGroup & { createSchema?: boolean })[] = [];
+  const missing: TenantRecord[] = [];
+  const addTenantGroups = ({ groups: planned, missing: gone }: TenantGroups) => {
+    groups.push(...planned);
+    missing.push(...gone);
+  };
   // What the real command refuses first (exit 2), the dry run refuses too: an applied file edited or gone.
   const direction = command === 'rollback:tenants' ? 'down' : 'up';
   if (command === 'migrate:master') await assertTreeUnchanged(knex, 'master', source, masterApplied, direction);
@@ -80,14 +90,18 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     groups.push({ group: { fromVersion: newest(applied), migrations: steps, tenantCount: 0, orgIds: [] }, schema: 'public', direction: 'up' });
   } else if (command === 'provision:tenant') {
     const wanted = validateOrgIds(options.tenants ?? []);
+    const shape = await inspectRegistry(knex, registry);
+    // The real command's refusals (exit 2): a colliding org, a schema nobody registered, a registered org whose schema is gone.
+    await refuseConflicts(knex, registry, wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId) })), { registryExists: shape.exists });
     const registered = await registeredTenants(knex, registry);
     const known = new Map(registered.map((tenant) => [tenant.orgId, tenant]));
     const fresh = wanted.filter((orgId) => !known.has(orgId));
     if (fresh.length > 0) {
       groups.push({ group: { fromVersion: null, migrations: [...source.names], tenantCount: fresh.length, orgIds: fresh }, schema: tenantSchemaName(fresh[0]!), direction: 'up', createSchema: true });
     }
-    // Orgs provisioned before are only caught up.
-    groups.push(...(await tenantGroups(knex, source, wanted.filter((orgId) => known.has(orgId)).map((orgId) => known.get(orgId)!), 'up')));
+    // Orgs provisioned before are only caught up, each from its own state.
+    const caughtUp = wanted.filter((orgId) => known.has(orgId)).map((orgId) => known.get(orgId)!);
+    addTenantGroups(await tenantGroups(knex, source, caughtUp, 'up', { opensAll: true }));
   } else {
     const tenants = await selectedTenants(knex, registry, options.tenants);
     if (options.canaryTenants?.length) {
@@ -95,10 +109,12 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
       const outside = options.canaryTenants.filter((orgId) => !tenants.some((tenant) => tenant.orgId === orgId));
       if (outside.length > 0) throw new UsageError(`--canary-tenants ${outside.join(', ')}: not among the tenants this run works on (--tenant). Nothing was changed.`);
     }
-    if (command === 'migrate:tenants') groups.push(...(await tenantGroups(knex, source, tenants, 'up')));
+    // As in migrateTenants: --verify or named tenants open every tenant, not only those the registry shows behind.
+    const opensAll = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
+    if (command === 'migrate:tenants') addTenantGroups(await tenantGroups(knex, source, tenants, 'up', { opensAll }));
     else {
       const rule = await rollbackRuleOf(knex, registry, source, { all: options.all, to: options.to });
-      groups.push(...(await tenantGroups(knex, source, tenants, 'down', rule)));
+      addTenantGroups(await tenantGroups(knex, source, tenants, 'down', { opensAll: true, rule }));
     }
   }
 
@@ -113,28 +129,62 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
       result.error = describeError(error);
     }
   }
+  if (missing.length > 0) {
+    result.ok = false;
+    result.missingSchemas = missing.map(({ orgId, schema }) => ({ orgId, schema }));
+    const which = missing.map((tenant) => `${printableOrgId(tenant.orgId)} (${tenant.schema})`).join(', ');
+    result.error ??= `${which}: registered, but the schema does not exist; the real run would fail for ${missing.length === 1 ? 'it' : 'them'} (status lists ${missing.length === 1 ? 'it' : 'them'} under missing schemas)`;
+  }
   return result;
 }
 
-/** Tenants grouped by registry state; each group's plan read from one tenant's own knex_migrations. */
-async function tenantGroups(knex: Knex, source: MigrationSource, tenants: readonly TenantRecord[], direction: 'up' | 'down', rule?: UndoRule) {
-  const byState = new Map<string, TenantRecord[]>();
+interface TenantGroups {
+  groups: PlannedGroup[];
+  /** Tenants the real run would open whose schema does not exist: it would fail for them. */
+  missing: TenantRecord[];
+}
+
+type PlannedGroup = { group: DryRunGroup; schema: string; direction: 'up' | 'down' };
+
+/**
+ * Tenants grouped by what the real run would do to them: same newest migration, same steps. A tenant
+ * the real run opens is planned from its own knex_migrations (all of them read a chunk per
+ * statement), never from the registry's word: a tenant restored from an old backup or changed by
+ * hand gets a group of its own, as it gets its own plan in the real run. A tenant it does not open
+ * (the registry shows it current and nothing asks to verify it) is planned as it is reported there:
+ * nothing to do.
+ */
+async function tenantGroups(
+  knex: Knex,
+  source: MigrationSource,
+  tenants: readonly TenantRecord[],
+  direction: 'up' | 'down',
+  { opensAll, rule }: { opensAll: boolean; rule?: UndoRule },
+): Promise<TenantGroups> {
+  const opens = (tenant: TenantRecord) => (direction === 'down' ? rule !== undefined : opensAll || !isUpToDate(tenant, source.names));
+  const applied = await readAppliedOfSchemas(knex, tenants.filter(opens).map((tenant) => tenant.schema));
+  const byPlan = new Map<string, PlannedGroup>();
+  const missing: TenantRecord[] = [];
   for (const tenant of tenants) {
-    const key = `${tenant.version ?? ''}\u0000${tenant.count}`;
-    byState.set(key, [...(byState.get(key) ?? []), tenant]);
+    let fromVersion = tenant.version;
+    let steps: string[] = [];
+    if (opens(tenant)) {
+      const rows = applied.get(tenant.schema);
+      if (rows === undefined) {
+        missing.push(tenant);
+        continue;
+      }
+      fromVersion = newest(rows);
+      steps = direction === 'up' ? planUp(source.names, rows).steps : planDown(source.names, rows, rule).steps;
+    }
+    const key = [fromVersion ?? '', ...steps].join('\u0000');
+    const planned = byPlan.get(key) ?? { group: { fromVersion, migrations: steps, tenantCount: 0, orgIds: [] }, schema: tenant.schema, direction };
+    planned.group.tenantCount += 1;
+    planned.group.orgIds.push(tenant.orgId);
+    byPlan.set(key, planned);
   }
-  const groups = [];
-  for (const members of byState.values()) {
-    const representative = members[0]!;
-    const applied = await readApplied(knex, representative.schema);
-    const steps = direction === 'up' ? planUp(source.names, applied).steps : rule ? planDown(source.names, applied, rule).steps : [];
-    groups.push({
-      group: { fromVersion: newest(applied), migrations: steps, tenantCount: members.length, orgIds: members.map((tenant) => tenant.orgId) },
-      schema: representative.schema,
-      direction,
-    });
-  }
-  return groups.sort((a, b) => (a.group.fromVersion ?? '').localeCompare(b.group.fromVersion ?? ''));
+  const groups = [...byPlan.values()].sort((a, b) => (a.group.fromVersion ?? '').localeCompare(b.group.fromVersion ?? ''));
+  return { groups, missing };
 }
 
 function newest(applied: readonly AppliedMigration[]): string | null {

@@ -4,6 +4,7 @@
  * with advisory locks, which a crash cannot leave behind.
  */
 import type { Knex } from 'knex';
+import { readInChunks } from '../db/in-chunks.ts';
 import type { AppliedMigration } from './plan.ts';
 
 export const MIGRATIONS_TABLE = 'knex_migrations';
@@ -50,4 +51,31 @@ export function bookkeepingStatement(
   const table = trx.withSchema(schema).from(MIGRATIONS_TABLE);
   if (direction === 'up') return table.insert(names.map((name) => ({ name, batch, migration_time: trx.fn.now() })));
   return table.whereIn('name', [...names]).delete();
+}
+
+/**
+ * Many schemas' applied migrations, read without a lock a chunk of schemas per statement
+ * (db/in-chunks.ts): for a plan that must not take the registry's word for them (a dry run). A
+ * schema without `knex_migrations` has applied nothing; a schema that does not exist is left out.
+ */
+export async function readAppliedOfSchemas(knex: Knex, schemas: readonly string[]): Promise<Map<string, AppliedMigration[]>> {
+  const applied = new Map<string, AppliedMigration[]>();
+  if (schemas.length === 0) return applied;
+  const { rows: present } = await knex.raw<{ rows: { schema: string; hasTable: boolean }[] }>(
+    `select n.nspname as schema,
+            exists (select 1 from pg_class c where c.relnamespace = n.oid and c.relname = ? and c.relkind in ('r', 'p')) as "hasTable"
+       from pg_namespace n where n.nspname = any(?::text[])`,
+    [MIGRATIONS_TABLE, [...schemas]],
+  );
+  for (const { schema, hasTable } of present) if (!hasTable) applied.set(schema, []);
+  const readable = present.filter((row) => row.hasTable).map((row) => row.schema);
+  const rows = await readInChunks(knex, readable, async (trx, chunk) => {
+    const sql = chunk
+      .map(() => `select ?::text as schema, coalesce(json_agg(json_build_object('name', name, 'batch', batch) order by id), '[]'::json) as applied from ??.??`)
+      .join('\nunion all\n');
+    const bindings = chunk.flatMap((schema) => [schema, schema, MIGRATIONS_TABLE]);
+    return (await trx.raw<{ rows: { schema: string; applied: AppliedMigration[] }[] }>(sql, bindings)).rows;
+  });
+  for (const row of rows) applied.set(row.schema, row.applied);
+  return applied;
 }

@@ -5,14 +5,13 @@
  * whose plan depends on the planner's estimate: on PostgreSQL 15 the orphan query got a one-row
  * estimate for its regex filter and ran as a nested loop, quadratic in the fleet (issue 14).
  *
- * With `verify`, each tenant's own `knex_migrations` is read too, 500 schemas per query.
+ * With `verify`, each tenant's own `knex_migrations` is read too, 500 schemas per statement (db/in-chunks.ts).
  */
 import path from 'node:path';
 import type { Knex } from 'knex';
-import pLimit from 'p-limit';
 import { hasCitus } from '../citus/detect.ts';
 import { tenantsPerNode } from '../citus/tenants-per-node.ts';
-import { poolSizeOf } from '../db/connection.ts';
+import { readInChunks } from '../db/in-chunks.ts';
 import { quoteIdentifier } from '../db/quote.ts';
 import { MIGRATIONS_TABLE } from '../migration/bookkeeping.ts';
 import { relationExists } from '../db/relation-exists.ts';
@@ -42,9 +41,6 @@ interface FleetRow {
   count: number;
   schemaExists: boolean;
 }
-
-/** Schemas per query when reading every tenant's bookkeeping (a UNION ALL of this many selects). */
-export const VERIFY_CHUNK = 500;
 
 /**
  * The fleet at a glance. Without `verify` it reads nothing per tenant: the registry records each
@@ -170,13 +166,10 @@ async function readTenantNamespaces(knex: Knex): Promise<Map<string, string>> {
 }
 
 /**
- * The schemas whose own bookkeeping disagrees with their registry row, {@link VERIFY_CHUNK} schemas
- * per statement. Each statement reads a chunk's `knex_migrations` (newest name, count) together
- * with the same tenants' registry values, so both come from one snapshot: a tenant migrated while
- * status runs is seen before or after on both sides alike, never as drifted. Statements, not one
- * long transaction: each holds a lock per table it reads until it ends, and 10,000 of them in one
- * transaction would overflow the server's lock table (max_locks_per_transaction). A schema without
- * `knex_migrations` has applied nothing.
+ * The schemas whose own bookkeeping disagrees with their registry row. Each statement reads a
+ * chunk's `knex_migrations` (newest name, count) together with the same tenants' registry values,
+ * so both come from one snapshot: a tenant migrated while status runs is seen before or after on
+ * both sides alike, never as drifted. A schema without `knex_migrations` has applied nothing.
  */
 async function readDrift(
   knex: Knex,
@@ -198,15 +191,8 @@ async function readDrift(
     else if (row.version !== null || row.count !== 0) drifted.add(row.schema);
   }
   const table = registrySql(registry);
-  const chunks: string[][] = [];
-  for (let i = 0; i < readable.length; i += VERIFY_CHUNK) chunks.push(readable.slice(i, i + VERIFY_CHUNK));
-  // Most of a chunk's cost is the server opening and planning 500 tables: chunks on a few
-  // connections at once keep more than one server core busy.
-  const limit = pLimit(Math.max(1, Math.min(4, poolSizeOf(knex))));
-  await Promise.all(chunks.map((chunk) => limit(() => readChunk(chunk))));
-  return drifted;
-
-  async function readChunk(chunk: readonly string[]): Promise<void> {
+  type Row = { schema: string; version: string | null; count: number; registryVersion: string | null; registryCount: number | null };
+  const rows = await readInChunks(knex, readable, async (trx, chunk) => {
     // Each registry value is a lookup by its unique schema_name: no plan to go wrong.
     const sql = chunk
       .map(
@@ -217,17 +203,12 @@ async function readDrift(
              from ${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`,
       )
       .join('\nunion all\n');
-    type Row = { schema: string; version: string | null; count: number; registryVersion: string | null; registryCount: number | null };
-    const rows = await knex.transaction(async (trx) => {
-      // A parallel plan over 500 tiny tables costs more in starting workers (each opens every
-      // table again) than the reads themselves: 2 to 7 times the serial time, measured on PG15.
-      await trx.raw('set local max_parallel_workers_per_gather = 0');
-      return (await trx.raw<{ rows: Row[] }>(sql, chunk.flatMap((schema) => [schema, schema, schema]))).rows;
-    });
-    for (const row of rows) {
-      // A row gone from the registry meanwhile (the org was deleted) is not drift.
-      if (row.registryCount === null) continue;
-      if (row.version !== row.registryVersion || row.count !== row.registryCount) drifted.add(row.schema);
-    }
+    return (await trx.raw<{ rows: Row[] }>(sql, chunk.flatMap((schema) => [schema, schema, schema]))).rows;
+  });
+  for (const row of rows) {
+    // A row gone from the registry meanwhile (the org was deleted) is not drift.
+    if (row.registryCount === null) continue;
+    if (row.version !== row.registryVersion || row.count !== row.registryCount) drifted.add(row.schema);
   }
+  return drifted;
 }

@@ -70,14 +70,21 @@ export async function provisionTenant(
 
 /**
  * Exit 2 before anything is written: a colliding registered org, a schema nobody registered, or a
- * registered org whose schema is gone.
+ * registered org whose schema is gone. (A dry run asks before the registry exists: then every
+ * existing schema of these orgs is one nobody registered.)
  */
-async function refuseConflicts(knex: Knex, registry: RegistryTable, tenants: readonly TenantRecord[]): Promise<void> {
+export async function refuseConflicts(
+  knex: Knex,
+  registry: RegistryTable,
+  tenants: readonly Pick<TenantRecord, 'orgId' | 'schema'>[],
+  { registryExists = true }: { registryExists?: boolean } = {},
+): Promise<void> {
   // One statement, so one snapshot: read separately, a concurrent call for the same org could
   // commit in between and its new schema would look unregistered (an "orphan").
+  const owners = registryExists ? `left join ${registrySql(registry)} t on t.schema_name = s.schema` : 'left join (select null::text as org_id) t on false';
   const { rows } = await knex.raw<{ rows: { schema: string; owner: string | null; schemaExists: boolean }[] }>(
     `select s.schema, t.org_id as owner, exists (select 1 from pg_namespace n where n.nspname = s.schema) as "schemaExists"
-       from unnest(?::text[]) as s(schema) left join ${registrySql(registry)} t on t.schema_name = s.schema`,
+       from unnest(?::text[]) as s(schema) ${owners}`,
     [tenants.map((tenant) => tenant.schema)],
   );
   const registered = new Map(rows.filter((row) => row.owner !== null).map((row) => [row.schema, row.owner!]));

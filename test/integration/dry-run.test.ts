@@ -186,4 +186,84 @@ describe('--dry-run', () => {
     expect(await snapshot()).toEqual(before);
     expect((await cli('migrate:tenants')).code).toBe(0);
   });
+
+  it('plans each tenant from its own bookkeeping, not the registry: a tenant changed by hand gets its own group, as in the real run and the real rollback', async () => {
+    const knex = db.knex();
+    const b = tenantSchemaName('org_b');
+    // org_b gets NICKNAME by hand (stock Knex, a psql session): its registry row still says notes.
+    await knex.raw(`alter table ??.org_users add column nickname text`, [b]);
+    await knex.withSchema(b).table('knex_migrations').insert({ name: NICKNAME, batch: 2, migration_time: new Date() });
+    const before = await snapshot();
+
+    const preview = JSON.parse((await cli('migrate:tenants', '--dry-run', '--json')).stdout);
+    expect(preview.plan).toEqual([
+      { fromVersion: '20260101000002_notes.ts', migrations: [NICKNAME, PROJECTS], tenantCount: 1, orgIds: ['org_c'] },
+      { fromVersion: NICKNAME, migrations: [PROJECTS], tenantCount: 2, orgIds: ['org_a', 'org_b'] },
+    ]);
+    expect(await snapshot()).toEqual(before);
+    // The real run does what the preview said, tenant by tenant.
+    const real = JSON.parse((await cli('migrate:tenants', '--json')).stdout);
+    expect(real.ok).toBe(true);
+    expect(Object.fromEntries(real.tenants.map((t: { orgId: string; migrations: string[] }) => [t.orgId, t.migrations]))).toEqual({
+      org_a: [PROJECTS],
+      org_b: [PROJECTS],
+      org_c: [NICKNAME, PROJECTS],
+    });
+
+    // Now org_b loses PROJECTS by hand: the registry still shows it current.
+    await knex.raw('drop table ??.projects', [b]);
+    await knex.withSchema(b).table('knex_migrations').where({ name: PROJECTS }).delete();
+    // A plain run trusts the registry for a current tenant (it is not opened); --verify opens it.
+    const plain = JSON.parse((await cli('migrate:tenants', '--dry-run', '--json')).stdout);
+    expect(plain.plan).toEqual([{ fromVersion: PROJECTS, migrations: [], tenantCount: 3, orgIds: ['org_a', 'org_b', 'org_c'] }]);
+    const verified = JSON.parse((await cli('migrate:tenants', '--dry-run', '--verify', '--json')).stdout);
+    expect(verified.plan).toEqual([
+      { fromVersion: NICKNAME, migrations: [PROJECTS], tenantCount: 1, orgIds: ['org_b'] },
+      { fromVersion: PROJECTS, migrations: [], tenantCount: 2, orgIds: ['org_a', 'org_c'] },
+    ]);
+    // The rollback opens every tenant: org_b has nothing of the newest release (PROJECTS) to undo.
+    const rollback = JSON.parse((await cli('rollback:tenants', '--dry-run', '--json')).stdout);
+    expect(rollback.plan).toEqual([
+      { fromVersion: NICKNAME, migrations: [], tenantCount: 1, orgIds: ['org_b'] },
+      { fromVersion: PROJECTS, migrations: [PROJECTS], tenantCount: 2, orgIds: ['org_a', 'org_c'] },
+    ]);
+    const undone = JSON.parse((await cli('rollback:tenants', '--json')).stdout);
+    expect(Object.fromEntries(undone.tenants.map((t: { orgId: string; status: string }) => [t.orgId, t.status]))).toEqual({
+      org_a: 'rolled-back',
+      org_b: 'up-to-date',
+      org_c: 'rolled-back',
+    });
+  });
+
+  it('a tenant whose schema is gone fails the dry run (exit 1) as it fails the real run; provision refuses what the real provision refuses (exit 2)', async () => {
+    const knex = db.knex();
+    await knex.raw('drop schema ?? cascade', [tenantSchemaName('org_c')]);
+    const preview = await cli('migrate:tenants', '--dry-run', '--json');
+    expect(preview.code, preview.stderr).toBe(1);
+    const report = JSON.parse(preview.stdout);
+    expect(report.ok).toBe(false);
+    expect(report.missingSchemas).toEqual([{ orgId: 'org_c', schema: tenantSchemaName('org_c') }]);
+    expect(report.error).toMatch(/"org_c" \(tid_\w+\): registered, but the schema does not exist/);
+    // The others are still planned, and their SQL captured.
+    expect(report.plan.flatMap((group: { orgIds: string[] }) => group.orgIds).sort()).toEqual(['org_a', 'org_b']);
+    expect(report.sql[PROJECTS]).toBeDefined();
+    const human = await cli('migrate:tenants', '--dry-run');
+    expect(human.code).toBe(1);
+    expect(human.stdout + human.stderr).toMatch(/"org_c" \(tid_\w+\): registered, but the schema does not exist/);
+    const real = await cli('migrate:tenants', '--json');
+    expect(real.code).toBe(1);
+    expect(JSON.parse(real.stdout).tenants.find((t: { orgId: string }) => t.orgId === 'org_c').status).toBe('failed');
+
+    // provision:tenant of that org, or of an org whose schema exists unregistered: exit 2 in both.
+    const gone = await cli('provision:tenant', 'org_c', '--dry-run');
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toMatch(/registered, but the schema is missing/);
+    expect((await cli('provision:tenant', 'org_c')).code).toBe(2);
+    await knex.raw('create schema ??', [tenantSchemaName('org_stray')]);
+    const stray = await cli('provision:tenant', 'org_stray', '--dry-run');
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toMatch(/already exists but no tenant is registered/);
+    expect((await cli('provision:tenant', 'org_stray')).code).toBe(2);
+    await knex.raw('drop schema ??', [tenantSchemaName('org_stray')]);
+  });
 });
