@@ -22,6 +22,8 @@ import { refuseConflicts } from '../tenants/provision.ts';
 import { inspectRegistry, isUpToDate, listTenants, type TenantRecord } from '../tenants/registry.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
 import { rollbackRuleOf } from '../tenants/rollback-tenants.ts';
+import { wavesOf } from '../tenants/migrate-tenants.ts';
+import type { WaveSpec } from '../fleet/waves.ts';
 
 export type DryRunCommand = 'migrate:master' | 'migrate:tenants' | 'provision:tenant' | 'rollback:tenants';
 
@@ -44,6 +46,8 @@ export interface DryRunResult {
   sql: Record<string, string[]>;
   /** Migrations whose SQL could not be captured, and why (a `transaction: false` one). */
   notCaptured: Record<string, string>;
+  /** migrate:tenants with canary waves: which tenants each wave holds, in order. */
+  waves?: { wave: number; orgIds: string[] }[];
   /** Tenants the real run would open whose schema does not exist: it would fail for them (ok is false). */
   missingSchemas?: { orgId: string; schema: string }[];
   error?: string;
@@ -54,6 +58,8 @@ export interface DryRunOptions {
   registry?: RegistryTable;
   /** migrate:tenants / rollback:tenants: only these tenants. provision:tenant: the orgs to provision. */
   tenants?: readonly string[];
+  /** migrate:tenants: the canary waves, cut as the real run cuts them (`--canary`, `--waves`). */
+  waves?: readonly WaveSpec[];
   /** migrate:tenants: the org ids of `--canary-tenants`, refused (exit 2) as the real run refuses them. */
   canaryTenants?: readonly string[];
   /** migrate:tenants: plan every tenant from its own knex_migrations, as `--verify` migrates them. */
@@ -104,10 +110,10 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     addTenantGroups(await tenantGroups(knex, source, caughtUp, 'up', { opensAll: true }));
   } else {
     const tenants = await selectedTenants(knex, registry, options.tenants);
-    if (options.canaryTenants?.length) {
-      await selectedTenants(knex, registry, options.canaryTenants);
-      const outside = options.canaryTenants.filter((orgId) => !tenants.some((tenant) => tenant.orgId === orgId));
-      if (outside.length > 0) throw new UsageError(`--canary-tenants ${outside.join(', ')}: not among the tenants this run works on (--tenant). Nothing was changed.`);
+    if (command === 'migrate:tenants' && (options.waves?.length || options.canaryTenants?.length)) {
+      // The real run's waves (and its refusals, exit 2), so the canaries can be seen before the rollout.
+      const waves = await wavesOf(knex, tenants, source.names, { registry, waves: options.waves, canaryTenants: options.canaryTenants });
+      result.waves = waves.map((wave, index) => ({ wave: index + 1, orgIds: wave.map((tenant) => tenant.orgId) }));
     }
     // As in migrateTenants: --verify or named tenants open every tenant, not only those the registry shows behind.
     const opensAll = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
@@ -140,6 +146,8 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
 
 interface TenantGroups {
   groups: PlannedGroup[];
+  /** migrate:tenants with canary waves: which tenants each wave holds, in order. */
+  waves?: { wave: number; orgIds: string[] }[];
   /** Tenants the real run would open whose schema does not exist: it would fail for them. */
   missing: TenantRecord[];
 }

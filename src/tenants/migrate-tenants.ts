@@ -106,7 +106,7 @@ export type WaveEvent = { kind: 'start'; wave: number; waves: number; tenants: n
  * (as the registry says) come first, each part in schema-name order: a canary that is already up to
  * date (a new org, a re-run after a partial rollout) would test nothing.
  */
-async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], names: readonly string[], options: MigrateTenantsOptions): Promise<TenantRecord[][]> {
+export async function wavesOf(knex: Knex, tenants: readonly TenantRecord[], names: readonly string[], options: MigrateTenantsOptions): Promise<TenantRecord[][]> {
   const named = options.canaryTenants ?? [];
   if (!options.waves?.length && named.length === 0) return [[...tenants]];
   if (named.length > 0) {

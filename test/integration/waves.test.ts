@@ -143,10 +143,20 @@ describe('migrate:tenants --waves', () => {
     // A new org provisioned after the release is up to date; give it the first schema name of all.
     const fresh = Array.from({ length: 500 }, (_, i) => `org_fresh_${i}`).find((orgId) => tenantSchemaName(orgId) < tenantSchemaName(BY_SCHEMA[0]!))!;
     expect((await runCli(['provision:tenant', fresh], { env: env() })).code).toBe(0);
+    // The dry run shows the waves the real run then cuts.
+    const preview = await migrate('--canary', '1', '--dry-run', '--json');
+    expect(preview.code, preview.stderr).toBe(0);
+    const planned = (JSON.parse(preview.stdout) as { waves: { wave: number; orgIds: string[] }[] }).waves;
+    expect(planned).toEqual([
+      { wave: 1, orgIds: [BY_SCHEMA[0]!] },
+      { wave: 2, orgIds: expect.arrayContaining([...BY_SCHEMA.slice(1), fresh]) },
+    ]);
+    expect((await migrate('--canary', '1', '--dry-run')).stdout).toContain(`wave 1/2 (canary): 1 tenant (${BY_SCHEMA[0]!})`);
     const result = await migrate('--canary', '1', '--json');
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as Report;
     expect(waveOf(report)[BY_SCHEMA[0]!]).toEqual([1, 'migrated']);
     expect(waveOf(report)[fresh]).toEqual([2, 'up-to-date']);
+    for (const { wave, orgIds } of planned) for (const orgId of orgIds) expect(waveOf(report)[orgId]![0], orgId).toBe(wave);
   });
 });

@@ -36,6 +36,9 @@ function dryRunLines(result: DryRunResult): string[] {
     lines.push(group.migrations.length === 0 ? `${who}: nothing to do` : `${who}: would ${undo ? 'undo' : 'apply'} ${group.migrations.join(', ')}`);
   }
   if (result.plan.length === 0) lines.push('no tenants: nothing to do');
+  for (const { wave, orgIds } of result.waves ?? []) {
+    lines.push(`wave ${wave}/${result.waves!.length}${wave === 1 ? ' (canary)' : ''}: ${orgIds.length} tenant${orgIds.length === 1 ? '' : 's'} (${preview(orgIds)})`);
+  }
   // In the order they would run (the plan's), each with what it sent and why it was not captured.
   const ordered = new Set([...result.plan.flatMap((group) => group.migrations), ...Object.keys(result.sql), ...Object.keys(result.notCaptured)]);
   for (const name of ordered) {

@@ -122,7 +122,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
       run('migrate:tenants', flags, (output) => {
         const waves = waveOptions(flags); // bad wave flags are exit 2 for a dry run too
         const lint = (knex: import('knex').Knex, config: import('../../config/load-config.ts').Config) => lintBeforeMigrating(knex, output, 'tenant', config, flags.strict);
-        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, canaryTenants: waves.canaryTenants, verify: flags.verify }), lint);
+        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, waves: waves.waves, canaryTenants: waves.canaryTenants, verify: flags.verify }), lint);
         return runFleetCommand(
           output,
           flags,
