@@ -21,6 +21,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
@@ -99,6 +100,11 @@ export class StepError extends Error {
 /** The server answered a COMMIT without committing (the transaction had been aborted). */
 export class NotCommittedError extends Error {
   override readonly name = 'NotCommittedError';
+}
+
+/** The connection was lost at COMMIT and the server could not tell whether the transaction committed. */
+export class CommitUnknownError extends Error {
+  override readonly name = 'CommitUnknownError';
 }
 
 /**
@@ -243,7 +249,9 @@ interface Opened {
  * and — as a further statement, so that it reads with a snapshot taken after the lock was granted —
  * the schema's applied migrations. After Knex's COMMIT, one more round trip asks the server whether
  * that transaction id committed (a COMMIT answered by ROLLBACK is a failure, never a success) and
- * puts back the search_path the session had.
+ * puts back the search_path the session had. When the connection is lost after the body finished —
+ * at COMMIT, or before its answer came back — the server is asked on a fresh connection whether
+ * the transaction committed, and the run reports that, not the lost connection.
  */
 async function inTransaction<T>(
   knex: Knex,
@@ -253,25 +261,41 @@ async function inTransaction<T>(
   body: (trx: Knex.Transaction, opened: Opened) => Promise<T>,
 ): Promise<T> {
   let xid = '';
-  const value = await knex.transaction(
-    async (trx) => {
-      const opened = await openTransaction(trx, session.schema, open);
-      session.previousPath ??= opened.previousPath;
-      xid = opened.xid;
-      return body(trx, opened);
-    },
-    { ...READ_COMMITTED, connection },
-  );
-  const { rows } = await knex
-    .raw<{ rows: { status: string | null }[] }>("select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path", [
-      xid,
-      session.previousPath!,
-    ])
-    .connection(connection);
-  if (rows[0]?.status !== 'committed') {
-    throw new NotCommittedError(`${session.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
+  let finished: { value: T } | undefined;
+  try {
+    const value = await knex.transaction(
+      async (trx) => {
+        const opened = await openTransaction(trx, session.schema, open);
+        session.previousPath ??= opened.previousPath;
+        xid = opened.xid;
+        finished = { value: await body(trx, opened) };
+        return finished.value;
+      },
+      { ...READ_COMMITTED, connection },
+    );
+    const { rows } = await knex
+      .raw<{ rows: { status: string | null }[] }>("select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path", [
+        xid,
+        session.previousPath!,
+      ])
+      .connection(connection);
+    if (rows[0]?.status !== 'committed') {
+      throw new NotCommittedError(`${session.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
+    }
+    return value;
+  } catch (error) {
+    // Before the body finished, or an answer from the server (a deferred constraint at COMMIT): the
+    // transaction did not commit. Otherwise the connection went while committing: ask the server.
+    if (finished === undefined || error instanceof NotCommittedError || isServerError(error)) throw error;
+    const outcome = await transactionOutcome(knex, xid);
+    if (outcome === 'committed') return finished.value;
+    const lost = error instanceof Error ? error.message : String(error);
+    if (outcome === 'aborted') throw new NotCommittedError(`${session.schema}: the connection was lost at COMMIT (${lost}) and the server aborted the transaction; nothing of it was applied`);
+    throw new CommitUnknownError(
+      `${session.schema}: the connection was lost at COMMIT (${lost}) and the server could not be asked whether the transaction committed. ` +
+        `Run status --verify: a tenant it shows drifted is caught up by migrate:tenants --verify.`,
+    );
   }
-  return value;
 }
 
 const POINT = `select set_config('search_path', ?, false) as path, txid_current()::text as xid, to_regclass(?) is not null as "hasBookkeeping"`;
