@@ -19,7 +19,7 @@ import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { printableOrgId, tenantSchemaName, validateOrgIds } from '../tenants/naming.ts';
 import { registryOf } from '../tenants/options.ts';
 import { refuseConflicts } from '../tenants/provision.ts';
-import { inspectRegistry, isUpToDate, listTenants, type TenantRecord } from '../tenants/registry.ts';
+import { inspectRegistry, isUpToDate, listTenants, refuseForeignTable, type TenantRecord } from '../tenants/registry.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
 import { rollbackRuleOf } from '../tenants/rollback-tenants.ts';
 import { wavesOf } from '../tenants/migrate-tenants.ts';
@@ -50,6 +50,8 @@ export interface DryRunResult {
   waves?: { wave: number; orgIds: string[] }[];
   /** Tenants the real run would open whose schema does not exist: it would fail for them (ok is false). */
   missingSchemas?: { orgId: string; schema: string }[];
+  /** Tenants the real run would open whose schema has no knex_migrations: it would fail for them too. */
+  missingBookkeeping?: { orgId: string; schema: string }[];
   error?: string;
 }
 
@@ -80,11 +82,13 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
   const source = directorySource(path.resolve(options.directory ?? (command === 'migrate:master' ? 'migrations/master' : 'migrations/tenant')));
   const registry = registryOf(options);
   const groups: (PlannedGroup & { createSchema?: boolean })[] = [];
-  const missing: TenantRecord[] = [];
-  const addTenantGroups = ({ groups: planned, missing: gone }: TenantGroups) => {
-    groups.push(...planned);
-    missing.push(...gone);
+  const broken: Broken[] = [];
+  const addTenantGroups = (planned: TenantGroups) => {
+    groups.push(...planned.groups);
+    broken.push(...planned.broken);
   };
+  // A table of that name that is not a registry (the app's own tenants): exit 2, as every command.
+  refuseForeignTable(await inspectRegistry(knex, registry), registry);
   // What the real command refuses first (exit 2), the dry run refuses too: an applied file edited or gone.
   const direction = command === 'rollback:tenants' ? 'down' : 'up';
   if (command === 'migrate:master') await assertTreeUnchanged(knex, 'master', source, masterApplied, direction);
@@ -107,7 +111,7 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     }
     // Orgs provisioned before are only caught up, each from its own state.
     const caughtUp = wanted.filter((orgId) => known.has(orgId)).map((orgId) => known.get(orgId)!);
-    addTenantGroups(await tenantGroups(knex, source, caughtUp, 'up', { opensAll: true }));
+    addTenantGroups(await tenantGroups(knex, source, caughtUp, 'up', { opensAll: true, rebuilds: true }));
   } else {
     const tenants = await selectedTenants(knex, registry, options.tenants);
     if (command === 'migrate:tenants' && (options.waves?.length || options.canaryTenants?.length)) {
@@ -135,21 +139,32 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
       result.error = describeError(error);
     }
   }
-  if (missing.length > 0) {
+  if (broken.length > 0) {
     result.ok = false;
-    result.missingSchemas = missing.map(({ orgId, schema }) => ({ orgId, schema }));
-    const which = missing.map((tenant) => `${printableOrgId(tenant.orgId)} (${tenant.schema})`).join(', ');
-    result.error ??= `${which}: registered, but the schema does not exist; the real run would fail for ${missing.length === 1 ? 'it' : 'them'} (status lists ${missing.length === 1 ? 'it' : 'them'} under missing schemas)`;
+    const problems: string[] = [];
+    for (const [problem, list, what] of [
+      ['schema', 'missingSchemas', 'the schema does not exist (status lists it under missing schemas)'],
+      ['bookkeeping', 'missingBookkeeping', 'the schema has no knex_migrations (status --verify lists it as drifted)'],
+    ] as const) {
+      const tenants = broken.filter((entry) => entry.problem === problem).map(({ tenant }) => ({ orgId: tenant.orgId, schema: tenant.schema }));
+      if (tenants.length === 0) continue;
+      result[list] = tenants;
+      problems.push(`${tenants.map((tenant) => `${printableOrgId(tenant.orgId)} (${tenant.schema})`).join(', ')}: registered, but ${what}`);
+    }
+    result.error ??= `${problems.join('; ')}; the real run would fail for ${broken.length === 1 ? 'it' : 'them'}`;
   }
   return result;
 }
 
 interface TenantGroups {
   groups: PlannedGroup[];
-  /** migrate:tenants with canary waves: which tenants each wave holds, in order. */
-  waves?: { wave: number; orgIds: string[] }[];
-  /** Tenants the real run would open whose schema does not exist: it would fail for them. */
-  missing: TenantRecord[];
+  /** Tenants the real run would open and fail for: their schema, or its knex_migrations, is gone. */
+  broken: Broken[];
+}
+
+interface Broken {
+  tenant: TenantRecord;
+  problem: 'schema' | 'bookkeeping';
 }
 
 type PlannedGroup = { group: DryRunGroup; schema: string; direction: 'up' | 'down' };
@@ -160,28 +175,30 @@ type PlannedGroup = { group: DryRunGroup; schema: string; direction: 'up' | 'dow
  * statement), never from the registry's word: a tenant restored from an old backup or changed by
  * hand gets a group of its own, as it gets its own plan in the real run. A tenant it does not open
  * (the registry shows it current and nothing asks to verify it) is planned as it is reported there:
- * nothing to do.
+ * nothing to do. `provision:tenant` builds a schema without knex_migrations anew (`rebuilds`); the
+ * other commands fail for it.
  */
 async function tenantGroups(
   knex: Knex,
   source: MigrationSource,
   tenants: readonly TenantRecord[],
   direction: 'up' | 'down',
-  { opensAll, rule }: { opensAll: boolean; rule?: UndoRule },
+  { opensAll, rule, rebuilds = false }: { opensAll: boolean; rule?: UndoRule; rebuilds?: boolean },
 ): Promise<TenantGroups> {
   const opens = (tenant: TenantRecord) => (direction === 'down' ? rule !== undefined : opensAll || !isUpToDate(tenant, source.names));
   const applied = await readAppliedOfSchemas(knex, tenants.filter(opens).map((tenant) => tenant.schema));
   const byPlan = new Map<string, PlannedGroup>();
-  const missing: TenantRecord[] = [];
+  const broken: Broken[] = [];
   for (const tenant of tenants) {
     let fromVersion = tenant.version;
     let steps: string[] = [];
     if (opens(tenant)) {
-      const rows = applied.get(tenant.schema);
-      if (rows === undefined) {
-        missing.push(tenant);
+      const read = applied.get(tenant.schema);
+      if (read === undefined || (read === null && !rebuilds)) {
+        broken.push({ tenant, problem: read === undefined ? 'schema' : 'bookkeeping' });
         continue;
       }
+      const rows = read ?? [];
       fromVersion = newest(rows);
       steps = direction === 'up' ? planUp(source.names, rows).steps : planDown(source.names, rows, rule).steps;
     }
@@ -192,7 +209,7 @@ async function tenantGroups(
     byPlan.set(key, planned);
   }
   const groups = [...byPlan.values()].sort((a, b) => (a.group.fromVersion ?? '').localeCompare(b.group.fromVersion ?? ''));
-  return { groups, missing };
+  return { groups, broken };
 }
 
 function newest(applied: readonly AppliedMigration[]): string | null {

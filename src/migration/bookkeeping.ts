@@ -56,10 +56,10 @@ export function bookkeepingStatement(
 /**
  * Many schemas' applied migrations, read without a lock a chunk of schemas per statement
  * (db/in-chunks.ts): for a plan that must not take the registry's word for them (a dry run). A
- * schema without `knex_migrations` has applied nothing; a schema that does not exist is left out.
+ * schema without `knex_migrations` maps to null; a schema that does not exist is left out.
  */
-export async function readAppliedOfSchemas(knex: Knex, schemas: readonly string[]): Promise<Map<string, AppliedMigration[]>> {
-  const applied = new Map<string, AppliedMigration[]>();
+export async function readAppliedOfSchemas(knex: Knex, schemas: readonly string[]): Promise<Map<string, AppliedMigration[] | null>> {
+  const applied = new Map<string, AppliedMigration[] | null>();
   if (schemas.length === 0) return applied;
   const { rows: present } = await knex.raw<{ rows: { schema: string; hasTable: boolean }[] }>(
     `select n.nspname as schema,
@@ -67,7 +67,7 @@ export async function readAppliedOfSchemas(knex: Knex, schemas: readonly string[
        from pg_namespace n where n.nspname = any(?::text[])`,
     [MIGRATIONS_TABLE, [...schemas]],
   );
-  for (const { schema, hasTable } of present) if (!hasTable) applied.set(schema, []);
+  for (const { schema, hasTable } of present) if (!hasTable) applied.set(schema, null);
   const readable = present.filter((row) => row.hasTable).map((row) => row.schema);
   const rows = await readInChunks(knex, readable, async (trx, chunk) => {
     const sql = chunk

@@ -42,6 +42,11 @@ class RolledBack extends Error {}
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
   const parse = await loadSyncParser();
+  // A connection of its own, rolled back before it goes back to the pool whatever happened: a
+  // migration that ends the transaction through Knex (knex.commit(), held back below) leaves Knex
+  // thinking it is over while the server's transaction is still open on the connection.
+  const connection: unknown = await knex.client.acquireConnection();
+  let running: { name: string; guard: { heldBack: string | undefined } } | undefined;
   try {
     await knex.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(run.schema)]);
@@ -57,6 +62,7 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
         }
         // Registered before the log, so a statement held back is not shown as sent.
         const guard = holdBackTransactionEnd(trx, parse);
+        running = { name, guard };
         const log = logStatements(trx);
         let failure: unknown;
         try {
@@ -70,7 +76,7 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
         }
         const why =
           guard.heldBack !== undefined
-            ? `it ends the transaction itself (${guard.heldBack.trim()}): the dry run did not send that statement, which would have kept everything before it, and stopped this migration there`
+            ? heldBackWhy(guard.heldBack)
             : failure !== undefined && skipped !== undefined
               ? `it failed in the rolled-back transaction (${describeError(failure)}), probably because it needs ${skipped}, which a dry run does not run`
               : undefined;
@@ -78,15 +84,30 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
           if (failure !== undefined) throw new Error(`${name} (${run.direction}) failed: ${describeError(failure)}`, { cause: failure });
           continue;
         }
-        into.notCaptured[name] ??= why;
-        for (const later of run.steps.slice(index + 1)) into.notCaptured[later] ??= `not run: it comes after ${name}, which the dry run could not run to its end`;
+        notCapturedFrom(index, why);
         break;
       }
       throw new RolledBack();
-    }, READ_COMMITTED);
+    }, { ...READ_COMMITTED, connection });
   } catch (error) {
-    if (!(error instanceof RolledBack)) throw error;
+    if (error instanceof RolledBack) return;
+    // knex.commit() held back: Knex settles the transaction with that refusal while the migration runs on.
+    if (running?.guard.heldBack !== undefined) return notCapturedFrom(run.steps.indexOf(running.name), heldBackWhy(running.guard.heldBack));
+    throw error;
+  } finally {
+    await knex.raw('rollback').connection(connection).catch(() => {});
+    await knex.client.releaseConnection(connection);
   }
+
+  function notCapturedFrom(index: number, why: string): void {
+    const name = run.steps[index]!;
+    into.notCaptured[name] ??= why;
+    for (const later of run.steps.slice(index + 1)) into.notCaptured[later] ??= `not run: it comes after ${name}, which the dry run could not run to its end`;
+  }
+}
+
+function heldBackWhy(statement: string): string {
+  return `it ends the transaction itself (${statement.trim()}): the dry run did not send that statement, which would have kept everything before it, and stopped this migration there`;
 }
 
 /** Statements after which the work of the rolled-back transaction would be kept (or lost) for good. */

@@ -102,6 +102,19 @@ export class NotCommittedError extends Error {
   override readonly name = 'NotCommittedError';
 }
 
+/** A migration called knex.commit() or knex.rollback() on the transaction it was given. */
+class EndedItsTransactionError extends Error {
+  override readonly name = 'EndedItsTransactionError';
+  constructor(cause: unknown) {
+    super(
+      'it ended its transaction itself (knex.commit() or knex.rollback()): what it sent before that was committed or rolled back there, and it is not recorded as applied' +
+        (cause instanceof Error ? ` (then: ${cause.message})` : '') +
+        '. Run what cannot run in a transaction in a migration with `export const config = { transaction: false }`, and check this tenant with status --verify.',
+      { cause },
+    );
+  }
+}
+
 /** The connection was lost at COMMIT and the server could not tell whether the transaction committed. */
 export class CommitUnknownError extends Error {
   override readonly name = 'CommitUnknownError';
@@ -262,17 +275,22 @@ async function inTransaction<T>(
 ): Promise<T> {
   let xid = '';
   let finished: { value: T } | undefined;
+  let bodyRun: Promise<T> | undefined;
   try {
-    const value = await knex.transaction(
+    await knex.transaction(
       async (trx) => {
         const opened = await openTransaction(trx, session.schema, open);
         session.previousPath ??= opened.previousPath;
         xid = opened.xid;
-        finished = { value: await body(trx, opened) };
-        return finished.value;
+        bodyRun = body(trx, opened).then((value) => (finished = { value }).value);
+        bodyRun.catch(() => {}); // awaited below; Knex may settle the transaction before the body ends
+        return bodyRun;
       },
       { ...READ_COMMITTED, connection },
     );
+    // A migration that ends the transaction through Knex (knex.commit()) settles it while the body
+    // still runs: the body's outcome, not the transaction's, is the tenant's.
+    const value = await bodyRun!;
     const { rows } = await knex
       .raw<{ rows: { status: string | null }[] }>("select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path", [
         xid,
@@ -372,11 +390,17 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       const step = run.direction === 'up' ? module.up : module.down;
       if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
       const from = log.sent.length;
+      let failure: unknown;
       try {
         await step.call(module, knex);
       } catch (error) {
-        throw new StepError(name, run.direction, error);
+        failure = error;
       }
+      if ((knex as Knex.Transaction).isCompleted?.()) {
+        // Plain Knex ends up in the same place: nothing after that can run or be recorded in it.
+        throw new StepError(name, run.direction, new EndedItsTransactionError(failure));
+      }
+      if (failure !== undefined) throw new StepError(name, run.direction, failure);
       if (learned && !run.source.replays.has(name)) learned.set(name, log.sent.slice(from));
     }
   } finally {

@@ -235,7 +235,7 @@ describe('--dry-run', () => {
     });
   });
 
-  it('a tenant whose schema is gone fails the dry run (exit 1) as it fails the real run; provision refuses what the real provision refuses (exit 2)', async () => {
+  it('a tenant whose schema (or its bookkeeping) is gone fails the dry run (exit 1) as it fails the real run; provision refuses what the real provision refuses (exit 2)', async () => {
     const knex = db.knex();
     await knex.raw('drop schema ?? cascade', [tenantSchemaName('org_c')]);
     const preview = await cli('migrate:tenants', '--dry-run', '--json');
@@ -259,11 +259,58 @@ describe('--dry-run', () => {
     expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/registered, but the schema is missing/);
     expect((await cli('provision:tenant', 'org_c')).code).toBe(2);
+    // A schema emptied by hand (no knex_migrations): migrate and rollback fail for it, in the dry run too;
+    // provision:tenant builds it anew, in the dry run too.
+    const b = tenantSchemaName('org_b');
+    await knex.raw('drop schema ?? cascade', [b]);
+    await knex.raw('create schema ??', [b]);
+    // (org_b is current by the registry now: a plain migrate:tenants does not open it, --tenant does.)
+    for (const command of [['migrate:tenants', '--tenant', 'org_b'], ['rollback:tenants', '--tenant', 'org_b']]) {
+      const emptied = await cli(...command, '--dry-run', '--json');
+      expect(emptied.code, command.join(' ')).toBe(1);
+      expect(JSON.parse(emptied.stdout).missingBookkeeping, command.join(' ')).toEqual([{ orgId: 'org_b', schema: b }]);
+      expect(JSON.parse(emptied.stdout).error, command.join(' ')).toMatch(/"org_b" \(tid_\w+\): registered, but the schema has no knex_migrations/);
+      const realOnEmptied = await cli(...command, '--json');
+      expect(realOnEmptied.code, command.join(' ')).toBe(1);
+      expect(JSON.parse(realOnEmptied.stdout).tenants[0].status).toBe('failed');
+    }
+    const rebuild = await cli('provision:tenant', 'org_b', '--dry-run', '--json');
+    expect(rebuild.code, rebuild.stderr).toBe(0);
+    expect(JSON.parse(rebuild.stdout).plan).toEqual([{ fromVersion: null, migrations: fs.readdirSync(tenant).sort(), tenantCount: 1, orgIds: ['org_b'] }]);
+    expect((await cli('provision:tenant', 'org_b')).code).toBe(0);
+
     await knex.raw('create schema ??', [tenantSchemaName('org_stray')]);
     const stray = await cli('provision:tenant', 'org_stray', '--dry-run');
     expect(stray.code).toBe(2);
     expect(stray.stderr).toMatch(/already exists but no tenant is registered/);
     expect((await cli('provision:tenant', 'org_stray')).code).toBe(2);
     await knex.raw('drop schema ??', [tenantSchemaName('org_stray')]);
+  }, 180_000); // many CLI runs
+
+  it('a migration that ends its transaction through Knex (knex.commit()) is held back in the dry run, leaves nothing behind, and fails the real run by name', async () => {
+    const ENDS = '20260301000005_ends_with_knex_commit.ts';
+    writeMigration(tenant, ENDS, `await knex.schema.createTable('before_end', (t) => { t.increments('id'); });\n  await knex.commit();\n  await knex.schema.createTable('after_end', (t) => { t.increments('id'); });`);
+    const before = await snapshot();
+    const preview = await cli('migrate:tenants', '--dry-run', '--json');
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(JSON.parse(preview.stdout).notCaptured[ENDS]).toMatch(/ends the transaction itself \(COMMIT;\)/);
+    expect(await snapshot()).toEqual(before); // no tm_lint_ scratch schema, no before_end anywhere
+    const lint = await cli('lint', '--json');
+    expect(lint.code, lint.stderr).toBe(0);
+    expect(await snapshot()).toEqual(before);
+
+    // The real run, as plain Knex: what it sent before knex.commit() is committed; the tenant is failed, by name.
+    const real = await cli('migrate:tenants', '--json');
+    expect(real.code).toBe(1);
+    const failed = JSON.parse(real.stdout).tenants.find((t: { status: string }) => t.status === 'failed');
+    expect(failed.error).toMatch(/20260301000005_ends_with_knex_commit\.ts \(up\) failed: it ended its transaction itself \(knex\.commit\(\) or knex\.rollback\(\)\)/);
+  });
+
+  it('the dry run checks --concurrency as the real command does (exit 2)', async () => {
+    for (const args of [['migrate:tenants', '--concurrency', '0'], ['rollback:tenants', '--concurrency', 'abc'], ['provision:tenant', 'org_new', '--concurrency', '999']]) {
+      const result = await cli(...args, '--dry-run');
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/--concurrency must be a whole number from 1 to 256/);
+    }
   });
 });

@@ -1,7 +1,7 @@
 /** `--dry-run` of migrate:master, migrate:tenants, provision:tenant and rollback:tenants. */
 import pc from 'picocolors';
 import type { DryRunCommand, DryRunOptions, DryRunResult } from '../../dry-run/dry-run.ts';
-import { withDatabase } from '../context.ts';
+import { withDatabase, type CommonFlags } from '../context.ts';
 import type { Output } from '../output.ts';
 
 export const DRY_RUN_HELP = 'print the plan and the SQL it would send (captured in a transaction that is rolled back), change nothing';
@@ -11,11 +11,13 @@ type Config = import('../../config/load-config.ts').Config;
 /** `before`: what the real command checks first (lint with --strict), with the same outcome. */
 export async function runDryRun(
   output: Output,
+  flags: CommonFlags,
   command: DryRunCommand,
   options: (config: Config) => DryRunOptions,
   before?: (knex: import('knex').Knex, config: Config) => Promise<boolean>,
 ): Promise<number> {
-  return withDatabase({}, async (db, config) => {
+  // The flags the real command checks (a bad --concurrency is exit 2 here too), then the dry run.
+  return withDatabase(flags, async (db, config) => {
     if (before && !(await before(db.knex, config))) return 1;
     const { dryRun } = await import('../../dry-run/dry-run.ts');
     const result = await dryRun(db.knex, command, { registry: config.registryTable, ...options(config) });

@@ -16,7 +16,7 @@ export const registerMasterCommands: Register = (program: Command, run) => {
     .action((flags: { json?: boolean; dryRun?: boolean; strict?: boolean }) =>
       run('migrate:master', flags, (output) =>
         flags.dryRun
-          ? runDryRun(output, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir }), (knex, config) => lintBeforeMigrating(knex, output, 'master', config, flags.strict))
+          ? runDryRun(output, {}, 'migrate:master', (config) => ({ directory: config.masterMigrationsDir }), (knex, config) => lintBeforeMigrating(knex, output, 'master', config, flags.strict))
           : withDatabase({}, async (db, config) => {
           if (!(await lintBeforeMigrating(db.knex, output, 'master', config, flags.strict))) return 1;
           const { migrateMaster } = await import('../../master/master.ts');

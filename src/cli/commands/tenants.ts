@@ -93,7 +93,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     .option('--seed', "run the tenant seeds (TENANT_SEEDS_DIR) in each new org's provisioning transaction")
     .action((orgIds: string[], flags: FleetFlags) =>
       run('provision:tenant', flags, (output) =>
-        flags.dryRun ? runDryRun(output, 'provision:tenant', (config) => ({ directory: config.tenantMigrationsDir, tenants: orgIds })) : runFleetCommand(output, flags, 'provision:tenant', async (knex, options, config) => {
+        flags.dryRun ? runDryRun(output, flags, 'provision:tenant', (config) => ({ directory: config.tenantMigrationsDir, tenants: orgIds })) : runFleetCommand(output, flags, 'provision:tenant', async (knex, options, config) => {
           const { provisionTenant } = await import('../../tenants/provision.ts');
           return provisionTenant(knex, orgIds, { ...options, seed: flags.seed, seedsDirectory: config.tenantSeedsDir });
         }),
@@ -122,7 +122,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
       run('migrate:tenants', flags, (output) => {
         const waves = waveOptions(flags); // bad wave flags are exit 2 for a dry run too
         const lint = (knex: import('knex').Knex, config: import('../../config/load-config.ts').Config) => lintBeforeMigrating(knex, output, 'tenant', config, flags.strict);
-        if (flags.dryRun) return runDryRun(output, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, waves: waves.waves, canaryTenants: waves.canaryTenants, verify: flags.verify }), lint);
+        if (flags.dryRun) return runDryRun(output, flags, 'migrate:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, waves: waves.waves, canaryTenants: waves.canaryTenants, verify: flags.verify }), lint);
         return runFleetCommand(
           output,
           flags,
@@ -147,7 +147,7 @@ export const registerTenantCommands: Register = (program: Command, run) => {
     .option('--dry-run', DRY_RUN_HELP)
     .action((flags: FleetFlags) =>
       run('rollback:tenants', flags, (output) =>
-        flags.dryRun ? runDryRun(output, 'rollback:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, all: flags.all, to: flags.to })) : runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
+        flags.dryRun ? runDryRun(output, flags, 'rollback:tenants', (config) => ({ directory: config.tenantMigrationsDir, tenants: flags.tenant, all: flags.all, to: flags.to })) : runFleetCommand(output, flags, 'rollback:tenants', async (knex, options) => {
           const { rollbackTenants } = await import('../../tenants/rollback-tenants.ts');
           return rollbackTenants(knex, { ...options, all: flags.all, to: flags.to });
         }),
