@@ -302,9 +302,12 @@ async function inTransaction<T>(
     }
     return value;
   } catch (error) {
-    // Before the body finished, or an answer from the server (a deferred constraint at COMMIT): the
-    // transaction did not commit. Otherwise the connection went while committing: ask the server.
-    if (finished === undefined || error instanceof NotCommittedError || isServerError(error)) throw error;
+    // The body did not finish: its own error says why (a migration that called knex.rollback()
+    // rejects Knex's transaction before the body can say that it did).
+    if (finished === undefined) throw (await bodyRun?.then(() => undefined, (bodyError: unknown) => bodyError)) ?? error;
+    // An answer from the server (a deferred constraint at COMMIT): the transaction did not commit.
+    // Otherwise the connection went while committing: ask the server.
+    if (error instanceof NotCommittedError || isServerError(error)) throw error;
     const outcome = await transactionOutcome(knex, xid);
     if (outcome === 'committed') return finished.value;
     const lost = error instanceof Error ? error.message : String(error);

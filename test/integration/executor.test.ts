@@ -60,4 +60,32 @@ describe('the modules route', () => {
     expect(tables).not.toContain('fine');
     expect(tables).not.toContain('e');
   });
+
+  it('a migration that calls knex.rollback() or knex.commit() fails its tenant by name; a nested transaction that commits or rolls back its savepoint is fine', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), ['org_ends_a', 'org_ends_b'], { directory: tree });
+    writeMigration(
+      tree,
+      '20260301000000_nested_is_fine.ts',
+      `await knex.transaction(async (nested) => { await nested.schema.createTable('kept', (t) => t.increments('id')); });
+       await knex.transaction(async (nested) => { await nested.schema.createTable('undone', (t) => t.increments('id')); await nested.rollback(); }).catch(() => {});
+       const nested = await knex.transaction();
+       await nested.schema.createTable('explicit', (t) => t.increments('id'));
+       await nested.commit();`,
+    );
+    const fine = await migrateTenants(db.knex(), { directory: tree, tenants: ['org_ends_a'] });
+    expect(fine.tenants[0]?.error).toBeUndefined();
+    const tablesOf = (orgId: string) => db.knex()('information_schema.tables').where({ table_schema: tenantSchemaName(orgId) }).pluck('table_name');
+    expect(await tablesOf('org_ends_a')).toEqual(expect.arrayContaining(['kept', 'explicit']));
+    expect(await tablesOf('org_ends_a')).not.toContain('undone');
+
+    writeMigration(tree, '20260301000001_rolls_back.ts', `await knex.schema.createTable('rolled', (t) => t.increments('id'));\n       await knex.rollback();`);
+    const rolled = await migrateTenants(db.knex(), { directory: tree, tenants: ['org_ends_b'] });
+    expect(rolled.tenants[0]?.status).toBe('failed');
+    expect(rolled.tenants[0]?.error).toMatch(/20260301000001_rolls_back\.ts \(up\) failed: it ended its transaction itself \(knex\.commit\(\) or knex\.rollback\(\)\)/);
+    // Rolled back whole, the migration before it too: the tenant is untouched.
+    expect(await tablesOf('org_ends_b')).not.toEqual(expect.arrayContaining(['kept']));
+    expect(await tablesOf('org_ends_b')).not.toContain('rolled');
+    expect(await db.knex().withSchema(tenantSchemaName('org_ends_b')).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
+  });
 });
