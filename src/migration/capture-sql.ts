@@ -7,11 +7,11 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
-import { loadSyncParser, type ParsedStatement } from '../db/parse-sql.ts';
 import { describeError } from './describe-error.ts';
 import { setLocalSearchPath } from './run-schema.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationSource } from './source.ts';
+import { ENDS_TRANSACTION, holdBackTransactionEnd } from './transaction-end.ts';
 
 export interface CaptureRun {
   schema: string;
@@ -41,7 +41,6 @@ class RolledBack extends Error {}
  * @throws an Error naming the migration that failed (what it sent up to the failure is in `into.sql`).
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
-  const parse = await loadSyncParser();
   // A connection of its own, rolled back before it goes back to the pool whatever happened: a
   // migration that ends the transaction through Knex (knex.commit(), held back below) leaves Knex
   // thinking it is over while the server's transaction is still open on the connection.
@@ -61,7 +60,7 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
           continue;
         }
         // Registered before the log, so a statement held back is not shown as sent.
-        const guard = holdBackTransactionEnd(trx, parse);
+        const guard = await holdBackTransactionEnd(trx, ENDS_TRANSACTION, (sql) => `a dry run does not send "${sql}": it would end the transaction that keeps the dry run from changing anything`);
         running = { name, guard };
         const log = logStatements(trx);
         let failure: unknown;
@@ -108,39 +107,6 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
 
 function heldBackWhy(statement: string): string {
   return `it ends the transaction itself (${statement.trim()}): the dry run did not send that statement, which would have kept everything before it, and stopped this migration there`;
-}
-
-/** Statements after which the work of the rolled-back transaction would be kept (or lost) for good. */
-const ENDS_TRANSACTION = new Set(['TRANS_STMT_COMMIT', 'TRANS_STMT_ROLLBACK', 'TRANS_STMT_PREPARE', 'TRANS_STMT_COMMIT_PREPARED', 'TRANS_STMT_ROLLBACK_PREPARED']);
-
-/**
- * Refuses, before it is sent, any statement of `trx` that would end its transaction: Knex emits
- * `query` synchronously before handing the statement to the driver, so an error thrown by the
- * listener rejects that query and nothing reaches the server. Savepoints pass (Knex's nested
- * transactions use them); SQL the parser rejects passes too (the server rejects it as well).
- */
-function holdBackTransactionEnd(trx: Knex.Transaction, parse: (sql: string) => ParsedStatement[]) {
-  const guard = {
-    heldBack: undefined as string | undefined,
-    stop: () => void trx.off('query', listener),
-  };
-  const listener = (event: { sql?: unknown }) => {
-    if (typeof event.sql !== 'string' || !endsTransaction(event.sql, parse)) return;
-    guard.heldBack ??= event.sql;
-    throw new Error(`a dry run does not send "${event.sql.trim()}": it would end the transaction that keeps the dry run from changing anything`);
-  };
-  trx.on('query', listener);
-  return guard;
-}
-
-function endsTransaction(sql: string, parse: (sql: string) => ParsedStatement[]): boolean {
-  let statements: ParsedStatement[];
-  try {
-    statements = parse(sql);
-  } catch {
-    return false;
-  }
-  return statements.some((statement) => ENDS_TRANSACTION.has(String(statement.stmt?.TransactionStmt?.kind)));
 }
 
 /**

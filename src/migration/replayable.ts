@@ -73,6 +73,8 @@ async function isPlainDdl(sql: string): Promise<boolean> {
     if (kind === undefined) return false;
     // `set local lock_timeout = …` ends with the transaction; a plain SET would outlive it.
     if (kind === 'VariableSetStmt') return node?.is_local === true;
+    // A DO block that may change the session runs as a module, whose connection is then closed.
+    if (kind === 'DoStmt') return doBlockEffect(node as DoNode) === undefined;
     return PLAIN_DDL.has(kind);
   });
 }
@@ -106,6 +108,27 @@ export async function sessionChange(sent: readonly SentStatement[]): Promise<str
 }
 
 type Persistence = { relpersistence?: string };
+type DoNode = { args?: { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }[] };
+
+/**
+ * What in a DO block's body could outlive the transaction in the session. The body is PL/pgSQL
+ * text the SQL parser does not open, so it is searched for the words such statements need; a
+ * false alarm only costs a reconnect. (Dynamic SQL built from pieces is not seen — nor would it be
+ * by any reading of the text.)
+ */
+const DO_SESSION_EFFECTS: [RegExp, string][] = [
+  [/\bset_config\s*\(/i, 'set_config()'],
+  [/\b(?:temp|temporary)\b/i, 'a temporary table'],
+  [/(?:^|;|\b(?:begin|then|else|loop)\b)\s*(?:set|reset)\s+(?!local\b)/i, 'a SET or RESET without LOCAL'],
+  [/\b(?:listen|unlisten|discard|prepare)\b/i, 'LISTEN, DISCARD or PREPARE'],
+  [/\bpg_advisory_lock(?:_shared)?\b/i, 'a session advisory lock'],
+];
+
+function doBlockEffect(node: DoNode | undefined): string | undefined {
+  const body = node?.args?.find((arg) => arg.DefElem?.defname === 'as')?.DefElem?.arg?.String?.sval ?? '';
+  const found = DO_SESSION_EFFECTS.find(([pattern]) => pattern.test(body));
+  return found ? `a DO block that may change the session (${found[1]})` : undefined;
+}
 type SessionNode = { is_local?: boolean; kind?: string; relation?: Persistence; view?: Persistence; into?: { rel?: Persistence } };
 
 /** `set_config(…)` called anywhere in a statement (`select set_config('search_path', …, false)`). */
@@ -125,6 +148,8 @@ function sessionEffect(kind: string, node: SessionNode | undefined): string | un
     case 'ListenStmt':
     case 'UnlistenStmt':
       return `a ${kind.replace(/Stmt$/, '').toUpperCase()} statement`;
+    case 'DoStmt':
+      return doBlockEffect(node as DoNode);
     case 'CreateStmt':
       return node?.relation?.relpersistence === 't' ? 'a temporary table' : undefined;
     case 'ViewStmt':

@@ -27,6 +27,7 @@ import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
 import { replayableSql, sessionChange } from './replayable.ts';
+import { holdBackTransactionEnd, UNDOES_TRANSACTION } from './transaction-end.ts';
 import { replayScript, runReplayScript, type Expectation } from './replay-script.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
@@ -100,6 +101,13 @@ export class StepError extends Error {
 /** The server answered a COMMIT without committing (the transaction had been aborted). */
 export class NotCommittedError extends Error {
   override readonly name = 'NotCommittedError';
+}
+
+function undoRefusal(sql: string): string {
+  return (
+    `it sent "${sql}", which was not sent on: it would undo the tenant's transaction and leave the rest to commit without it. ` +
+    'To fail a migration, throw an error (the tenant keeps nothing); to undo part of one, use a nested knex.transaction().'
+  );
 }
 
 /** A migration called knex.commit() or knex.rollback() on the transaction it was given. */
@@ -394,15 +402,21 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       if (!step) throw new StepError(name, run.direction, new Error('the migration has no down function'));
       const from = log.sent.length;
       let failure: unknown;
+      // Not sent at all: a ROLLBACK would leave the bookkeeping to commit without the work.
+      const guard = (knex as Knex.Transaction).isTransaction ? await holdBackTransactionEnd(knex, UNDOES_TRANSACTION, undoRefusal) : undefined;
       try {
         await step.call(module, knex);
       } catch (error) {
         failure = error;
+      } finally {
+        guard?.stop();
       }
       if ((knex as Knex.Transaction).isCompleted?.()) {
         // Plain Knex ends up in the same place: nothing after that can run or be recorded in it.
         throw new StepError(name, run.direction, new EndedItsTransactionError(failure));
       }
+      // Refused even when the migration caught the refusal: it meant to undo its work.
+      if (guard?.heldBack !== undefined) throw new StepError(name, run.direction, new Error(undoRefusal(guard.heldBack.trim())));
       if (failure !== undefined) throw new StepError(name, run.direction, failure);
       if (learned && !run.source.replays.has(name)) learned.set(name, log.sent.slice(from));
     }

@@ -88,4 +88,23 @@ describe('the modules route', () => {
     expect(await tablesOf('org_ends_b')).not.toContain('rolled');
     expect(await db.knex().withSchema(tenantSchemaName('org_ends_b')).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
   });
+
+  it('session state set inside a DO block is not inherited by the next tenant (fast path on and off)', async () => {
+    for (const fastPath of [true, false]) {
+      await dropAllTenants(db.knex());
+      const tree = copyTree('tenant-basic', 1);
+      const orgIds = ['org_do_1', 'org_do_2', 'org_do_3'];
+      await provisionTenant(db.knex(), orgIds, { directory: tree });
+      writeMigration(
+        tree,
+        '20260301000000_marks_the_session.ts',
+        `await knex.raw("do $$ begin if coalesce(current_setting('app.seen', true), '') <> '' then raise exception 'inherited %', current_setting('app.seen', true); end if; perform set_config('app.seen', current_schema(), false); end $$");
+         await knex.raw('create table marked (id int)');`,
+      );
+      const warnings: string[] = [];
+      const result = await migrateTenants(db.knex(), { directory: tree, concurrency: 1, fastPath, onWarning: (message) => warnings.push(message) });
+      expect(result.tenants.map((t) => t.error ?? t.status), `fastPath ${fastPath}`).toEqual(['migrated', 'migrated', 'migrated']);
+      expect(warnings.join('\n')).toContain('(a DO block that may change the session (set_config())); its connection was closed');
+    }
+  });
 });

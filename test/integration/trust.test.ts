@@ -4,6 +4,8 @@
  * provisioned has committed. Each migration runs over several tenants, so the replay of learned
  * SQL is taken for the later ones wherever the migration allows it.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrateMaster } from '../../src/master/master.ts';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
@@ -178,11 +180,23 @@ describe('a transaction the server did not commit', () => {
   it('is reported failed, never migrated', async () => {
     const tree = copyTree('tenant-basic', 1);
     await provisionTenant(db.knex(), ['org_t1'], { directory: tree });
-    // The migration ends the transaction itself: what it did is rolled back, whatever follows runs outside it.
+    // The migration would end the transaction itself: sent, what it did would be rolled back and its
+    // bookkeeping would commit on its own (the tenant recorded as migrated with nothing applied).
     writeMigration(tree, '20260301000000_ends_its_transaction.ts', "await knex.schema.createTable('gone', (t) => t.increments('id')); await knex.raw('rollback');");
     const result = await migrateTenants(db.knex(), { directory: tree });
     expect(result.tenants[0]).toMatchObject({ status: 'failed' });
-    expect(result.tenants[0]!.error).toMatch(/did not commit/);
+    expect(result.tenants[0]!.error).toMatch(/20260301000000_ends_its_transaction\.ts \(up\) failed: it sent "rollback", which was not sent on/);
+    expect(await tables('org_t1')).not.toContain('gone');
+    const schema = tenantSchemaName('org_t1');
+    expect(await db.knex().withSchema(schema).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
+    expect(await db.knex()('tenants').where({ org_id: 'org_t1' }).first('migration_version', 'migration_count')).toEqual({ migration_version: '20260101000001_org_users.ts', migration_count: 1 });
+
+    // Caught by the migration, ABORT too: still refused — it meant to undo its work.
+    fs.rmSync(path.join(tree, '20260301000000_ends_its_transaction.ts'));
+    writeMigration(tree, '20260301000001_aborts_quietly.ts', "await knex.schema.createTable('gone', (t) => t.increments('id')); await knex.raw('abort').catch(() => {});");
+    const caught = await migrateTenants(db.knex(), { directory: tree });
+    expect(caught.tenants[0]!.error, caught.tenants[0]!.error).toMatch(/it sent "abort", which was not sent on/);
+    expect(await db.knex().withSchema(schema).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
     expect(await tables('org_t1')).not.toContain('gone');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { replayableSql } from '../../src/migration/replayable.ts';
+import { replayableSql, sessionChange } from '../../src/migration/replayable.ts';
 
 const sent = (sql: string, bindings: unknown[] = [], options: Record<string, unknown> = {}) => ({ sql, bindings, options });
 
@@ -13,6 +13,7 @@ describe('replayableSql: only plain DDL, by PostgreSQL\'s parser, is replayed', 
     "create function f() returns trigger language plpgsql as $$ begin new.x := 1; return new; end; $$",
     'create trigger t_f before insert on t for each row execute function f()',
     "do $$ begin if current_schema() = 'x' then raise exception 'no'; end if; end $$",
+    "do $$ begin update settings set value = 1; alter table t alter column c set default 0; end $$",
     'create table a (id int); create table b (id int) -- trailing note',
     'set local lock_timeout = \'5s\'',
     '/* leading */ drop table if exists old_t',
@@ -37,5 +38,25 @@ describe('replayableSql: only plain DDL, by PostgreSQL\'s parser, is replayed', 
     expect(await replayableSql([sent('create table t (id int default ?)', [1])])).toBeUndefined();
     expect(await replayableSql([sent('create table t (id int)', [], { rowMode: 'array' })])).toBeUndefined();
     expect(await replayableSql([sent('create table t (id int)'), sent('select 1')])).toBeUndefined();
+  });
+});
+
+describe('sessionChange: what outlives the transaction in the session, DO blocks included', () => {
+  it.each([
+    ["do $$ begin perform set_config('app.seen', current_schema(), false); end $$", 'set_config()'],
+    ['do $$ begin create temp table tt (id int); end $$', 'a temporary table'],
+    ["do $$ begin if true then set search_path = public; end if; end $$", 'a SET or RESET without LOCAL'],
+    ["do $$ begin execute 'listen x'; end $$", 'LISTEN, DISCARD or PREPARE'],
+    ['do $$ begin perform pg_advisory_lock(1); end $$', 'a session advisory lock'],
+  ])('%s: %s, and it is not replayed', async (sql, effect) => {
+    expect(await sessionChange([sent(sql)])).toBe(`a DO block that may change the session (${effect})`);
+    expect(await replayableSql([sent(sql)])).toBeUndefined();
+  });
+
+  it('a DO block of plain DDL (SET LOCAL, UPDATE … SET, ALTER … SET DEFAULT) changes nothing beyond its transaction', async () => {
+    for (const sql of [
+      "do $$ begin set local lock_timeout = '5s'; alter table t alter column c set default 0; end $$",
+      'do $$ begin update t set c = 1; end $$',
+    ]) expect(await sessionChange([sent(sql)]), sql).toBeUndefined();
   });
 });
