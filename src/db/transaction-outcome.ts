@@ -41,3 +41,13 @@ export async function transactionOutcome(knex: Knex, xid: string): Promise<Trans
 export function isServerError(error: unknown): boolean {
   return typeof (error as { severity?: unknown } | null)?.severity === 'string';
 }
+
+/** Node's socket errors, and the pg driver's words for a connection that went away. */
+const CONNECTION_LOST = /^(?:ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|ENOTCONN|EHOSTUNREACH|ENETUNREACH)$/;
+
+/** A connection lost or refused (not an answer from the server, nor a migration's own error). */
+export function isConnectionError(error: unknown): boolean {
+  if (isServerError(error) || !(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (typeof code === 'string' && CONNECTION_LOST.test(code)) || /Connection (?:terminated|ended)|timeout exceeded when trying to connect|Timeout acquiring a connection/i.test(error.message);
+}

@@ -130,25 +130,32 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   // A tree applied before checksums were kept: its files are recorded as they are now, said once.
   const unrecorded = recorded.size === 0 ? appliedBefore.filter((name) => current.has(name)) : [];
   return {
-    async sync(knex) {
-      const names = new Set(await applied(knex));
-      const add = source.names.filter((name) => names.has(name) && !recorded.has(name));
-      const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
-      if (unrecorded.length > 0) {
-        onWarning?.(
-          `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${TABLE.join('.')}), as the files are now: ` +
-            'from now on, an edit to an applied migration stops migrate, rollback and provision.',
-        );
-      }
-      if (add.length === 0 && drop.length === 0) return;
-      await knex.transaction(async (trx) => {
-        if (add.length > 0) {
-          await trx.raw('insert into ??.?? (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing', [...TABLE, tree, add, add.map((name) => current.get(name)!)]);
-        }
-        if (drop.length > 0) await trx.raw('delete from ??.?? where tree = ? and name = any(?::text[])', [...TABLE, tree, drop]);
-      }, READ_COMMITTED);
-    },
+    // A failure here is a warning: the run's result (what each tenant did) must still be reported,
+    // and what is not recorded now is recorded by the next run.
+    sync: (knex) =>
+      syncTree(knex).catch((error: unknown) => {
+        onWarning?.(`the checksums of the ${tree} tree were not brought up to date (${error instanceof Error ? error.message : String(error)}): the next run records them.`);
+      }),
   };
+
+  async function syncTree(knex: Knex): Promise<void> {
+    const names = new Set(await applied(knex));
+    const add = source.names.filter((name) => names.has(name) && !recorded.has(name));
+    const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
+    if (add.length === 0 && drop.length === 0) return;
+    await knex.transaction(async (trx) => {
+      if (add.length > 0) {
+        await trx.raw('insert into ??.?? (tree, name, sha256) select ?, * from unnest(?::text[], ?::text[]) on conflict do nothing', [...TABLE, tree, add, add.map((name) => current.get(name)!)]);
+      }
+      if (drop.length > 0) await trx.raw('delete from ??.?? where tree = ? and name = any(?::text[])', [...TABLE, tree, drop]);
+    }, READ_COMMITTED);
+    if (unrecorded.length > 0) {
+      onWarning?.(
+        `recorded the checksums of ${unrecorded.length} ${tree} migration${unrecorded.length === 1 ? '' : 's'} applied before checksums were kept (${TABLE.join('.')}), as the files are now: ` +
+          'from now on, an edit to an applied migration stops migrate, rollback and provision.',
+      );
+    }
+  }
 }
 
 /**

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { quoteIdentifier, quoteLiteral, searchPathFor } from '../db/quote.ts';
+import { isServerError } from '../db/transaction-outcome.ts';
 import { bookkeepingStatement, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { stateAfter, type AppliedState, type Plan } from './plan.ts';
 import type { MigrationSource } from './source.ts';
@@ -102,24 +103,26 @@ export function replayScript(knex: Knex, run: ReplayRun): { plan: Plan; script: 
 }
 
 /**
- * Sends the script; true when it committed. False — without a trace in the database — when it did
- * not: the prediction was wrong, a statement failed, or the server did not answer COMMIT with
- * COMMIT. The caller then takes its ordinary path.
+ * Sends the script: `committed`, or `not-committed` — without a trace in the database — when the
+ * prediction was wrong, a statement failed, or the server did not answer COMMIT with COMMIT; or
+ * `connection-lost` when the connection went before the answer came, so only the server knows
+ * whether it committed. The caller then takes its ordinary path, which reads the tenant's state.
  */
-export async function runReplayScript(knex: Knex, script: string): Promise<boolean> {
+export async function runReplayScript(knex: Knex, script: string): Promise<'committed' | 'not-committed' | 'connection-lost'> {
   const connection = (await knex.client.acquireConnection()) as PgClient;
-  let committed = false;
+  let outcome: 'committed' | 'not-committed' | 'connection-lost' = 'not-committed';
   try {
     const results = await connection.query(script);
-    committed = [results].flat().at(-1)?.command === 'COMMIT';
-  } catch {
-    // The script stopped at its first error inside the transaction; closed below.
+    if ([results].flat().at(-1)?.command === 'COMMIT') outcome = 'committed';
+  } catch (error) {
+    // The script stopped at its first error inside the transaction (closed below), or the connection went.
+    if (!isServerError(error)) outcome = 'connection-lost';
   } finally {
     // Before the connection goes back to the pool, no transaction may be left open on it.
-    if (!committed) await connection.query('rollback').catch(() => {});
+    if (outcome !== 'committed') await connection.query('rollback').catch(() => {});
     await knex.client.releaseConnection(connection);
   }
-  return committed;
+  return outcome;
 }
 
 function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly string[]): string {

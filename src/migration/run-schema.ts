@@ -21,7 +21,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
-import { isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
+import { isConnectionError, isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
@@ -137,7 +137,19 @@ export class CommitUnknownError extends Error {
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   if (run.replay && run.expect && run.direction === 'up' && !run.complete) {
     const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
-    if (replay && (await runReplayScript(knex, replay.script))) return { plan: replay.plan, via: 'replay' };
+    const sent = replay ? await runReplayScript(knex, replay.script) : 'not-committed';
+    if (replay && sent === 'committed') return { plan: replay.plan, via: 'replay' };
+    if (sent === 'connection-lost') {
+      // The modules route reads the tenant's state under its lock and does what is left: nothing,
+      // if the script committed. When the server cannot be reached again, nobody here can tell.
+      return runModules(knex, run).catch((error: unknown) => {
+        if (!isConnectionError(error)) throw error;
+        throw new CommitUnknownError(
+          `${run.schema}: the connection was lost while its migration script ran, and the server could not be asked whether it committed ` +
+            `(${error instanceof Error ? error.message : String(error)}). Run status --verify: a tenant it shows drifted is caught up by migrate:tenants --verify.`,
+        );
+      });
+    }
   }
   return runModules(knex, run);
 }
@@ -454,8 +466,26 @@ async function record(
     return;
   }
   const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
-  await (run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping);
+  try {
+    await (run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping);
+  } catch (error) {
+    // 25P02: a statement of the migrations failed and the migration caught the error, but the
+    // transaction was already aborted — name the migration, not the bookkeeping statement.
+    if ((error as { code?: unknown }).code !== IN_FAILED_TRANSACTION) throw error;
+    const which = names.length === 1 ? names[0]! : `one of ${names.join(', ')}`;
+    throw new StepError(
+      which,
+      plan.direction,
+      new Error(
+        'an error inside it was caught, but PostgreSQL had already aborted the transaction, so nothing of it can be recorded (current transaction is aborted). ' +
+          'Let the error through, or send the statement that may fail inside a nested knex.transaction() (a savepoint) and catch it there.',
+      ),
+    );
+  }
 }
+
+/** SQLSTATE in_failed_sql_transaction: "current transaction is aborted, commands ignored until end of transaction block". */
+const IN_FAILED_TRANSACTION = '25P02';
 
 function sameState(a: AppliedState, b: AppliedState): boolean {
   return a.version === b.version && a.count === b.count;

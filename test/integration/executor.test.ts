@@ -107,4 +107,14 @@ describe('the modules route', () => {
       expect(warnings.join('\n')).toContain('(a DO block that may change the session (set_config())); its connection was closed');
     }
   });
+
+  it('an error the migration caught after the transaction was aborted names the migration, not the bookkeeping', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), ['org_swallows'], { directory: tree });
+    writeMigration(tree, '20260301000000_swallows_an_error.ts', "await knex.schema.createTable('kept_not', (t) => t.increments('id'));\n       try { await knex.raw('select 1/0'); } catch {}");
+    const result = await migrateTenants(db.knex(), { directory: tree });
+    expect(result.tenants[0]?.status).toBe('failed');
+    expect(result.tenants[0]?.error).toMatch(/migration 20260301000000_swallows_an_error\.ts \(up\) failed: an error inside it was caught, but PostgreSQL had already aborted the transaction/);
+    expect(await db.knex()('information_schema.tables').where({ table_schema: tenantSchemaName('org_swallows'), table_name: 'kept_not' }).pluck('table_name')).toEqual([]);
+  });
 });

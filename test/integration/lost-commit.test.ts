@@ -77,4 +77,24 @@ describe('a connection lost at COMMIT', () => {
     expect(JSON.parse(next.stdout).summary).toMatchObject({ migrated: 1, upToDate: 2 });
     for (const orgId of ORGS) expect(await appliedIn(orgId), orgId).toEqual({ hasRelease: true, hasTable: true, registry: RELEASE });
   });
+
+  it.each([
+    ['a migration that reads (the modules route for every tenant)', false, /the connection was lost at COMMIT .* and the server could not be asked whether the transaction committed\. Run status --verify/],
+    ['plain DDL (the later tenant\'s one-round-trip script)', true, /the connection was lost while its migration script ran, and the server could not be asked whether it committed .*Run status --verify/],
+  ])('%s: the answer is lost and the server becomes unreachable — named as unknown, the report still printed, the truth found after', async (_route, plainDdl, message) => {
+    if (plainDdl) writeMigration(tenant, RELEASE, "await knex.raw('create table lost_commit_marker (id int)');", "await knex.raw('drop table lost_commit_marker');");
+    // The first tenant's COMMIT passes (with plain DDL it takes the modules route, the second is replayed); the second's is cut.
+    proxy = await startCommitCuttingProxy(db.url, 'lost_commit_marker', 'answer-lost', { skip: 1, refuseAfterCut: true });
+    const result = await migrate(proxy.url);
+    expect(proxy.cut()).toBe(true);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout); // the per-tenant report, although the server went away
+    expect(report.tenants.map((t: { status: string }) => t.status)).toEqual(['migrated', 'failed', 'skipped']);
+    expect(report.tenants[1].error).toMatch(message);
+    expect(result.stderr).toMatch(/checksums of the tenant tree were not brought up to date/);
+    // It had committed: status --verify finds it consistent, and the next run only does the rest.
+    for (const orgId of ORGS.slice(0, 2)) expect(await appliedIn(orgId), orgId).toEqual({ hasRelease: true, hasTable: true, registry: RELEASE });
+    const next = await migrate(db.url);
+    expect(JSON.parse(next.stdout).summary).toMatchObject({ migrated: 1, upToDate: 2 });
+  });
 });

@@ -17,11 +17,20 @@ export interface CommitCuttingProxy {
   close(): Promise<void>;
 }
 
-export async function startCommitCuttingProxy(databaseUrl: string, marker: string, mode: CommitCut): Promise<CommitCuttingProxy> {
+export interface CutOptions {
+  /** Marked COMMITs to let through before the one that is cut (a later tenant's). */
+  skip?: number;
+  /** After the cut, every new connection is closed at once: the server cannot be reached again. */
+  refuseAfterCut?: boolean;
+}
+
+export async function startCommitCuttingProxy(databaseUrl: string, marker: string, mode: CommitCut, options: CutOptions = {}): Promise<CommitCuttingProxy> {
   const target = new URL(databaseUrl);
   let didCut = false;
+  let toSkip = options.skip ?? 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
+    if (didCut && options.refuseAfterCut) return void client.destroy();
     const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5432) });
     sockets.add(client).add(upstream);
     const forget = () => {
@@ -38,7 +47,7 @@ export async function startCommitCuttingProxy(databaseUrl: string, marker: strin
       if (/\bbegin\b/i.test(text) && !text.includes(marker)) inMarkedTransaction = false;
       if (/\brollback\b/i.test(text)) inMarkedTransaction = false;
       if (text.includes(marker)) inMarkedTransaction = true;
-      if (!didCut && inMarkedTransaction && /\bcommit\b/i.test(text)) {
+      if (!didCut && inMarkedTransaction && /\bcommit\b/i.test(text) && toSkip-- === 0) {
         didCut = true;
         upstream.unpipe(client);
         client.removeListener('close', forget);
@@ -48,6 +57,7 @@ export async function startCommitCuttingProxy(databaseUrl: string, marker: strin
         else upstream.end();
         return;
       }
+      if (/\bcommit\b/i.test(text)) inMarkedTransaction = false;
       upstream.write(chunk);
     });
   });
