@@ -25,12 +25,13 @@ import { isConnectionError, isServerError, transactionOutcome } from '../db/tran
 import { relationExists } from '../db/relation-exists.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
+import { describeError } from './describe-error.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
 import { replayableSql, sessionChange } from './replayable.ts';
-import { holdBackTransactionEnd, UNDOES_TRANSACTION } from './transaction-end.ts';
 import { replayScript, runReplayScript, type Expectation } from './replay-script.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
+import { COMMITS_TRANSACTION, firstTransactionEnd, holdBackTransactionEnd, UNDOES_TRANSACTION } from './transaction-end.ts';
 
 export interface SchemaRun {
   schema: string;
@@ -117,7 +118,20 @@ class EndedItsTransactionError extends Error {
     super(
       'it ended its transaction itself (knex.commit() or knex.rollback()): what it sent before that was committed or rolled back there, and it is not recorded as applied' +
         (cause instanceof Error ? ` (then: ${cause.message})` : '') +
-        '. Run what cannot run in a transaction in a migration with `export const config = { transaction: false }`, and check this tenant with status --verify.',
+        '. Run what cannot run in a transaction in a migration with `export const config = { transaction: false }`; ' +
+          'then undo what was committed in this tenant by hand (or, for an org just provisioned, deprovision:tenant <orgId> --no-backup and provision it again).',
+      { cause },
+    );
+  }
+}
+
+/** A migration that sent COMMIT itself, then failed: what it sent before the COMMIT is kept. */
+class CommittedBeforeFailingError extends Error {
+  override readonly name = 'CommittedBeforeFailingError';
+  constructor(commit: string, cause: unknown) {
+    super(
+      `${describeError(cause)} — after it had sent "${commit}" itself: what it sent before that stays committed and is not recorded as applied. ` +
+        'Fix the migration, then undo that part in this tenant by hand (or, for an org just provisioned, deprovision:tenant <orgId> --no-backup and provision it again).',
       { cause },
     );
   }
@@ -429,7 +443,11 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       }
       // Refused even when the migration caught the refusal: it meant to undo its work.
       if (guard?.heldBack !== undefined) throw new StepError(name, run.direction, new Error(undoRefusal(guard.heldBack.trim())));
-      if (failure !== undefined) throw new StepError(name, run.direction, failure);
+      if (failure !== undefined) {
+        // After a COMMIT of its own, what it sent before that stays: the tenant is not untouched.
+        const committed = await firstTransactionEnd(log.sent.slice(from), COMMITS_TRANSACTION);
+        throw new StepError(name, run.direction, committed === undefined ? failure : new CommittedBeforeFailingError(committed, failure));
+      }
       if (learned && !run.source.replays.has(name)) learned.set(name, log.sent.slice(from));
     }
   } finally {

@@ -25,6 +25,9 @@ export const ENDS_TRANSACTION: ReadonlySet<string> = new Set([
  */
 export const UNDOES_TRANSACTION: ReadonlySet<string> = new Set(['TRANS_STMT_ROLLBACK', 'TRANS_STMT_PREPARE']);
 
+/** A COMMIT (or END) a migration sends itself: the "create index concurrently" pattern. */
+export const COMMITS_TRANSACTION: ReadonlySet<string> = new Set(['TRANS_STMT_COMMIT']);
+
 /** Only these words can start such a statement: anything else is not parsed at all. */
 const MAY_END = /\b(?:commit|end|rollback|abort|prepare)\b/i;
 
@@ -55,4 +58,12 @@ function endsTransaction(sql: string, parse: (sql: string) => ParsedStatement[],
     return false;
   }
   return statements.some((statement) => kinds.has(String(statement.stmt?.TransactionStmt?.kind)));
+}
+
+/** The first statement of `sent` of one of `kinds` (e.g. a COMMIT a migration sent itself), if any. */
+export async function firstTransactionEnd(sent: readonly { sql: string }[], kinds: ReadonlySet<string>): Promise<string | undefined> {
+  const candidates = sent.filter(({ sql }) => MAY_END.test(sql));
+  if (candidates.length === 0) return undefined;
+  const parse = await loadSyncParser();
+  return candidates.find(({ sql }) => endsTransaction(sql, parse, kinds))?.sql.trim();
 }

@@ -117,4 +117,16 @@ describe('the modules route', () => {
     expect(result.tenants[0]?.error).toMatch(/migration 20260301000000_swallows_an_error\.ts \(up\) failed: an error inside it was caught, but PostgreSQL had already aborted the transaction/);
     expect(await db.knex()('information_schema.tables').where({ table_schema: tenantSchemaName('org_swallows'), table_name: 'kept_not' }).pluck('table_name')).toEqual([]);
   });
+
+  it('a migration that sent COMMIT itself and then failed says that what came before the COMMIT stays', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), ['org_commits_then_fails'], { directory: tree });
+    writeMigration(tree, '20260301000000_commits_then_fails.ts', "await knex.raw('create table before_commit (id int)');\n       await knex.raw('COMMIT');\n       await knex.raw('select 1/0');");
+    const result = await migrateTenants(db.knex(), { directory: tree });
+    expect(result.tenants[0]?.status).toBe('failed');
+    expect(result.tenants[0]?.error).toMatch(/20260301000000_commits_then_fails\.ts \(up\) failed: division by zero.* — after it had sent "COMMIT" itself: what it sent before that stays committed and is not recorded as applied/);
+    const schema = tenantSchemaName('org_commits_then_fails');
+    expect(await db.knex()('information_schema.tables').where({ table_schema: schema, table_name: 'before_commit' }).pluck('table_name')).toEqual(['before_commit']);
+    expect(await db.knex().withSchema(schema).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
+  });
 });
