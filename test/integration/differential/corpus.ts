@@ -41,6 +41,7 @@ export const CASES: readonly DifferentialCase[] = [
   // Not replayable: `create table … as select` reports a row count the module could read.
   { name: 'create-table-as-select', risk: 'create table … as select over tenant data, then a key and an index' },
   { name: 'do-block', risk: 'a DO block that adds a column conditionally and updates rows' },
+  { name: 'do-block-session-setting', risk: 'a DO block that sets a session setting and a temporary table: the next tenant on that connection must not inherit them' },
   { name: 'sequences', risk: 'create sequence, setval from data, nextval default, owned by' },
   { name: 'fails-for-one-tenant-data', risk: 'a check constraint that one tenant\'s data violates: that tenant failed and untouched, the others migrated' },
   { name: 'fails-for-one-schema-do-block', risk: 'a DO block that raises for one schema (current_schema()), DDL before and after it' },
