@@ -12,6 +12,7 @@ import { runCli } from '../support/cli.ts';
 import { startCommitCuttingProxy, type CommitCuttingProxy } from '../support/commit-cutting-proxy.ts';
 import { useFreshDatabase } from '../support/database.ts';
 import { dropEverything } from '../support/fleet.ts';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_lost_commit' });
@@ -34,6 +35,8 @@ beforeEach(async () => {
 afterEach(async () => {
   await proxy?.close();
   proxy = undefined;
+  // Whatever was cut, no session is left holding a transaction or a tenant's lock.
+  await expectNoLeftovers(db.knex());
 });
 
 async function appliedIn(orgId: string): Promise<{ hasRelease: boolean; hasTable: boolean; registry: string }> {
