@@ -125,6 +125,14 @@ class EndedItsTransactionError extends Error {
   }
 }
 
+function lostScriptError(schema: string, error: unknown): unknown {
+  if (!isConnectionError(error)) return error;
+  return new CommitUnknownError(
+    `${schema}: the connection was lost while its migration script ran, and the server could not be asked whether it committed ` +
+      `(${error instanceof Error ? error.message : String(error)}). Run status --verify: a tenant it shows drifted is caught up by migrate:tenants --verify.`,
+  );
+}
+
 /** A migration that sent COMMIT itself, then failed: what it sent before the COMMIT is kept. */
 class CommittedBeforeFailingError extends Error {
   override readonly name = 'CommittedBeforeFailingError';
@@ -151,19 +159,11 @@ export class CommitUnknownError extends Error {
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   if (run.replay && run.expect && run.direction === 'up' && !run.complete) {
     const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
-    const sent = replay ? await runReplayScript(knex, replay.script) : 'not-committed';
+    const sent = replay ? await runReplayScript(knex, replay.script) : undefined;
     if (replay && sent === 'committed') return { plan: replay.plan, via: 'replay' };
-    if (sent === 'connection-lost') {
-      // The modules route reads the tenant's state under its lock and does what is left: nothing,
-      // if the script committed. When the server cannot be reached again, nobody here can tell.
-      return runModules(knex, run).catch((error: unknown) => {
-        if (!isConnectionError(error)) throw error;
-        throw new CommitUnknownError(
-          `${run.schema}: the connection was lost while its migration script ran, and the server could not be asked whether it committed ` +
-            `(${error instanceof Error ? error.message : String(error)}). Run status --verify: a tenant it shows drifted is caught up by migrate:tenants --verify.`,
-        );
-      });
-    }
+    // The modules route reads the tenant's state under its lock and does what is left: nothing, if
+    // a script whose answer was lost committed. When the server cannot be reached again, nobody here can tell.
+    if (sent === 'connection-lost') return runModules(knex, run).catch((error: unknown) => Promise.reject(lostScriptError(run.schema, error)));
   }
   return runModules(knex, run);
 }
