@@ -41,7 +41,7 @@ class RolledBack extends Error {}
  * @throws an Error naming the migration that failed (what it sent up to the failure is in `into.sql`).
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
-  // A connection of its own, rolled back before it goes back to the pool whatever happened: a
+  // A connection of its own, rolled back and closed whatever happened: a
   // migration that ends the transaction through Knex (knex.commit(), held back below) leaves Knex
   // thinking it is over while the server's transaction is still open on the connection.
   const connection: unknown = await knex.client.acquireConnection();
@@ -94,7 +94,10 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
     if (running?.guard.heldBack !== undefined) return notCapturedFrom(run.steps.indexOf(running.name), heldBackWhy(running.guard.heldBack));
     throw error;
   } finally {
+    // The migrations ran on this connection and may have left anything in its session (a setting,
+    // a temporary table, a lock): closed, not handed to the run that follows.
     await knex.raw('rollback').connection(connection).catch(() => {});
+    await (connection as { end(): Promise<void> }).end().catch(() => {});
     await knex.client.releaseConnection(connection);
   }
 

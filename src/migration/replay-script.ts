@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { quoteIdentifier, quoteLiteral, searchPathFor } from '../db/quote.ts';
+import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { isServerError } from '../db/transaction-outcome.ts';
 import { bookkeepingStatement, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { stateAfter, type AppliedState, type Plan } from './plan.ts';
@@ -81,9 +82,11 @@ export interface ReplayRun {
 
 interface PgResult {
   command?: string | null;
+  rows: unknown[];
 }
 interface PgClient {
   query(text: string): Promise<PgResult | PgResult[]>;
+  end(): Promise<void>;
 }
 
 /**
@@ -111,15 +114,20 @@ export function replayScript(knex: Knex, run: ReplayRun): { plan: Plan; script: 
 export async function runReplayScript(knex: Knex, script: string): Promise<'committed' | 'not-committed' | 'connection-lost'> {
   const connection = (await knex.client.acquireConnection()) as PgClient;
   let outcome: 'committed' | 'not-committed' | 'connection-lost' = 'not-committed';
+  let sessionKept = false;
   try {
-    const results = await connection.query(script);
-    if ([results].flat().at(-1)?.command === 'COMMIT') outcome = 'committed';
+    const results = [await connection.query(script)].flat();
+    if (results.at(-2)?.command === 'COMMIT') outcome = 'committed';
+    const fingerprints = [results[0], results.at(-1)].map((result) => (result?.rows[0] as { fingerprint?: string } | undefined)?.fingerprint);
+    sessionKept = outcome === 'committed' && fingerprints[0] !== undefined && fingerprints[0] === fingerprints[1];
   } catch (error) {
     // The script stopped at its first error inside the transaction (closed below), or the connection went.
     if (!isServerError(error)) outcome = 'connection-lost';
   } finally {
-    // Before the connection goes back to the pool, no transaction may be left open on it.
+    // Before the connection goes back to the pool, no transaction may be left open on it, nor any
+    // session state the script left (a failed script may have left a session lock): else it is closed.
     if (outcome !== 'committed') await connection.query('rollback').catch(() => {});
+    if (!sessionKept) await connection.end().catch(() => {});
     await knex.client.releaseConnection(connection);
   }
   return outcome;
@@ -134,7 +142,11 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
   const bookkeeping = bookkeepingStatement(knex, run.schema, 'up', plan.steps, batch);
   const state = stateAfter(plan, run.expect.applied.map((name) => ({ name, batch: 0 })));
   const record = run.finish ? run.finish(knex, state, bookkeeping) : bookkeeping;
+  // The session's fingerprint before and after (db/session-fingerprint.ts): a DO block may change more
+  // than its text shows, and a connection whose session changed is closed, not handed to the next tenant.
+  const fingerprint = `select ${sessionFingerprintSql([lockClass, lockId])}`;
   const statements = [
+    fingerprint,
     // READ COMMITTED stated, not assumed: the guard must see what committed before the lock was granted.
     'begin isolation level read committed',
     `select pg_advisory_xact_lock(${lockClass}, ${lockId})`,
@@ -146,6 +158,7 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
     ...ddl,
     record.toQuery(),
     'commit',
+    fingerprint,
   ];
   return `${REPLAY_MARKER}\n${statements.join(SEPARATOR)}`;
 }

@@ -21,6 +21,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { isConnectionError, isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
@@ -138,7 +139,7 @@ class CommittedBeforeFailingError extends Error {
   override readonly name = 'CommittedBeforeFailingError';
   constructor(commit: string, cause: unknown) {
     super(
-      `${describeError(cause)} — after it had sent "${commit}" itself: what it sent before that stays committed and is not recorded as applied. ` +
+      `${describeError(cause)} — after it had sent "${commit}" itself: what it sent before that committed, what came after ran outside a transaction, and all of it stays, not recorded as applied. ` +
         'Fix the migration, then undo that part in this tenant by hand (or, for an org just provisioned, deprovision:tenant <orgId> --no-backup and provision it again).',
       { cause },
     );
@@ -184,7 +185,7 @@ interface Unit {
 async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   const connection: unknown = await knex.client.acquireConnection();
   const key = schemaLockKey(run.schema);
-  const session: Session = { schema: run.schema, previousPath: undefined, sent: [] };
+  const session: Session = { schema: run.schema, previousPath: undefined, sent: [], fingerprint: {} };
   let sessionLocked = false;
   let finished = false;
   try {
@@ -240,6 +241,8 @@ interface Session {
   schema: string;
   previousPath: string | undefined;
   sent: SentStatement[];
+  /** The session's fingerprint (db/session-fingerprint.ts) before the run, and after its last transaction. */
+  fingerprint: { before?: string; after?: string };
 }
 
 /**
@@ -256,7 +259,12 @@ async function endSession(
   session: Session,
   state: { finished: boolean; sessionLocked: boolean },
 ): Promise<void> {
-  const change = session.sent.length > 0 ? await sessionChange(session.sent) : undefined;
+  const { before, after } = session.fingerprint;
+  // What the statements show, else what the session itself shows (a function that called
+  // set_config, dynamic SQL in a DO block …).
+  const change =
+    (session.sent.length > 0 ? await sessionChange(session.sent) : undefined) ??
+    (before !== undefined && after !== undefined && before !== after ? `the session itself differs: before, ${before}; after, ${after}` : undefined);
   try {
     if (change) {
       warnOnce(run, `${run.schema}: a migration changed the database session beyond its transaction (${change}); its connection was closed so no other tenant inherits that.`);
@@ -315,6 +323,7 @@ async function inTransaction<T>(
       async (trx) => {
         const opened = await openTransaction(trx, session.schema, open);
         session.previousPath ??= opened.previousPath;
+        session.fingerprint.before ??= opened.fingerprint;
         xid = opened.xid;
         bodyRun = body(trx, opened).then((value) => (finished = { value }).value);
         bodyRun.catch(() => {}); // awaited below; Knex may settle the transaction before the body ends
@@ -326,11 +335,12 @@ async function inTransaction<T>(
     // still runs: the body's outcome, not the transaction's, is the tenant's.
     const value = await bodyRun!;
     const { rows } = await knex
-      .raw<{ rows: { status: string | null }[] }>("select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path", [
-        xid,
-        session.previousPath!,
-      ])
+      .raw<{ rows: { status: string | null; fingerprint: string }[] }>(
+        `select txid_status(?::bigint) as status, set_config('search_path', ?, false) as path, ${sessionFingerprintSql(schemaLockKey(session.schema))}`,
+        [xid, session.previousPath!],
+      )
       .connection(connection);
+    session.fingerprint.after = rows[0]?.fingerprint;
     if (rows[0]?.status !== 'committed') {
       throw new NotCommittedError(`${session.schema}: the server did not commit the transaction (status: ${rows[0]?.status ?? 'unknown'}); nothing of it was applied`);
     }
@@ -361,7 +371,7 @@ async function openTransaction(
   trx: Knex.Transaction,
   schema: string,
   open: { lock: boolean; read: boolean },
-): Promise<Opened & { xid: string; previousPath: string }> {
+): Promise<Opened & { xid: string; previousPath: string; fingerprint?: string }> {
   const bookkeeping = `${quoteIdentifier(schema)}.${MIGRATIONS_TABLE}`;
   // Values inlined by Knex's escaping: lock numbers and the schema's own name, never user input.
   // The path is set for the session (not LOCAL): a rollback undoes it, a commit keeps it until
@@ -369,15 +379,18 @@ async function openTransaction(
   const point = open.lock
     ? trx.raw(POINT_WITH_LOCK, [...schemaLockKey(schema), searchPathFor(schema), bookkeeping])
     : trx.raw(POINT, [searchPathFor(schema), bookkeeping]);
-  const statements = ["select current_setting('search_path') as previous", point.toQuery()];
+  // The session's fingerprint is read in the first transaction of a tenant's run (the one that locks).
+  const first = open.lock ? `, ${sessionFingerprintSql(schemaLockKey(schema))}` : '';
+  const statements = [`select current_setting('search_path') as previous${first}`, point.toQuery()];
   if (open.read) statements.push(trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery());
   const [previous, pointed, applied] = (await trx.raw(statements.join(';\n'))) as unknown as [
-    { rows: { previous: string }[] },
+    { rows: { previous: string; fingerprint?: string }[] },
     { rows: { xid: string; hasBookkeeping: boolean }[] },
     { rows: AppliedMigration[] } | undefined,
   ];
   return {
     previousPath: previous.rows[0]!.previous,
+    fingerprint: previous.rows[0]!.fingerprint,
     xid: pointed.rows[0]!.xid,
     hasBookkeeping: pointed.rows[0]!.hasBookkeeping,
     ...(applied ? { applied: applied.rows } : {}),

@@ -313,4 +313,16 @@ describe('--dry-run', () => {
       expect(result.stderr).toMatch(/--concurrency must be a whole number from 1 to 256/);
     }
   });
+  it('the lint pass before a run leaves nothing in the session of the tenants after it (its connection is closed)', async () => {
+    writeMigration(
+      tenant,
+      '20260301000005_prepares.ts',
+      `const { rows } = await knex.raw("select name from pg_prepared_statements where from_sql");
+       if (rows.length > 0) throw new Error('inherited ' + JSON.stringify(rows));
+       await knex.raw('prepare p_here as select 1');`,
+    );
+    const result = await cli('migrate:tenants', '--json', '--concurrency', '1');
+    expect(result.code, result.stdout).toBe(0);
+    expect(JSON.parse(result.stdout).summary).toMatchObject({ total: 3, migrated: 3 });
+  });
 });

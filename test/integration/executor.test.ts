@@ -124,9 +124,36 @@ describe('the modules route', () => {
     writeMigration(tree, '20260301000000_commits_then_fails.ts', "await knex.raw('create table before_commit (id int)');\n       await knex.raw('COMMIT');\n       await knex.raw('select 1/0');");
     const result = await migrateTenants(db.knex(), { directory: tree });
     expect(result.tenants[0]?.status).toBe('failed');
-    expect(result.tenants[0]?.error).toMatch(/20260301000000_commits_then_fails\.ts \(up\) failed: division by zero.* — after it had sent "COMMIT" itself: what it sent before that stays committed and is not recorded as applied/);
+    expect(result.tenants[0]?.error).toMatch(/20260301000000_commits_then_fails\.ts \(up\) failed: division by zero.* — after it had sent "COMMIT" itself: what it sent before that committed, what came after ran outside a transaction, and all of it stays, not recorded as applied/);
     const schema = tenantSchemaName('org_commits_then_fails');
     expect(await db.knex()('information_schema.tables').where({ table_schema: schema, table_name: 'before_commit' }).pluck('table_name')).toEqual(['before_commit']);
     expect(await db.knex().withSchema(schema).from('knex_migrations').pluck('name')).toEqual(['20260101000001_org_users.ts']);
   });
+  it('what a migration leaves in the session by ways its statements do not show is never inherited by the next tenant (fast path on and off)', async () => {
+    // Each migration first fails if the session it got carries anything, then leaves something behind.
+    const detector = `const { rows: [seen] } = await knex.raw(\`select coalesce(current_setting('app.x', true), '') as setting,
+         (select count(*)::int from pg_class where relnamespace = pg_my_temp_schema()) as temps,
+         (select count(*)::int from pg_cursors where is_holdable) as cursors,
+         (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and objid = 4242) as locks,
+         current_setting('default_transaction_isolation') as isolation\`);
+       if (seen.setting || seen.temps || seen.cursors || seen.locks || seen.isolation !== 'read committed') throw new Error('inherited ' + JSON.stringify(seen));`;
+    const leaks = [
+      `await knex.raw("create or replace function leak() returns void language plpgsql as $f$ begin perform set_config('app.x', '1', false); end $f$"); await knex.raw('select leak()');`,
+      `await knex.raw("do $$ begin execute 'set app.x = ''1'''; end $$");`,
+      `await knex.raw("do $$ begin execute 'se' || 't default_transaction_isolation = serializable'; end $$");`,
+      `await knex.raw('select * into temp tt from (select 1 as a) s');`,
+      `await knex.raw('declare c1 cursor with hold for select 1');`,
+      `await knex.raw('select pg_advisory_lock(1, 4242)');`,
+    ];
+    for (const [index, leak] of leaks.entries()) {
+      for (const fastPath of [true, false]) {
+        await dropAllTenants(db.knex());
+        const tree = copyTree('tenant-basic', 1);
+        await provisionTenant(db.knex(), ['org_leak_1', 'org_leak_2', 'org_leak_3'], { directory: tree });
+        writeMigration(tree, `2026030100000${index}_leaves_something.ts`, `${detector}\n       ${leak}\n       await knex.raw('create table left_behind (id int)');`);
+        const result = await migrateTenants(db.knex(), { directory: tree, concurrency: 1, fastPath, onWarning: () => {} });
+        expect(result.tenants.map((t) => t.error ?? t.status), `${leak} · fast path ${fastPath}`).toEqual(['migrated', 'migrated', 'migrated']);
+      }
+    }
+  }, 120_000);
 });
