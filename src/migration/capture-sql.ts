@@ -41,10 +41,10 @@ class RolledBack extends Error {}
  * @throws an Error naming the migration that failed (what it sent up to the failure is in `into.sql`).
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
-  // A connection of its own, rolled back and closed whatever happened: a
+  // A connection of its own, outside the pool, rolled back and closed whatever happened: a
   // migration that ends the transaction through Knex (knex.commit(), held back below) leaves Knex
   // thinking it is over while the server's transaction is still open on the connection.
-  const connection: unknown = await knex.client.acquireConnection();
+  const connection: unknown = await knex.client.acquireRawConnection();
   let running: { name: string; guard: { heldBack: string | undefined } } | undefined;
   try {
     await knex.transaction(async (trx) => {
@@ -97,8 +97,7 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
     // The migrations ran on this connection and may have left anything in its session (a setting,
     // a temporary table, a lock): closed, not handed to the run that follows.
     await knex.raw('rollback').connection(connection).catch(() => {});
-    await (connection as { end(): Promise<void> }).end().catch(() => {});
-    await knex.client.releaseConnection(connection);
+    await knex.client.destroyRawConnection(connection).catch(() => {});
   }
 
   function notCapturedFrom(index: number, why: string): void {

@@ -131,15 +131,15 @@ describe('the modules route', () => {
   });
   it('what a migration leaves in the session by ways its statements do not show is never inherited by the next tenant (fast path on and off)', async () => {
     // Each migration first fails if the session it got carries anything, then leaves something behind.
-    const detector = `const { rows: [seen] } = await knex.raw(\`select coalesce(current_setting('app.x', true), '') as setting,
+    const detector = `const { rows: [seen] } = await knex.raw(\`select current_setting('statement_timeout') as setting,
          (select count(*)::int from pg_class where relnamespace = pg_my_temp_schema()) as temps,
          (select count(*)::int from pg_cursors where is_holdable) as cursors,
          (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and objid = 4242) as locks,
          current_setting('default_transaction_isolation') as isolation\`);
-       if (seen.setting || seen.temps || seen.cursors || seen.locks || seen.isolation !== 'read committed') throw new Error('inherited ' + JSON.stringify(seen));`;
+       if (seen.setting !== '0' || seen.temps || seen.cursors || seen.locks || seen.isolation !== 'read committed') throw new Error('inherited ' + JSON.stringify(seen));`;
     const leaks = [
-      `await knex.raw("create or replace function leak() returns void language plpgsql as $f$ begin perform set_config('app.x', '1', false); end $f$"); await knex.raw('select leak()');`,
-      `await knex.raw("do $$ begin execute 'set app.x = ''1'''; end $$");`,
+      `await knex.raw("create or replace function leak() returns void language plpgsql as $f$ begin perform set_config('statement_timeout', '12345', false); end $f$"); await knex.raw('select leak()');`,
+      `await knex.raw("do $$ begin execute 'set statement_timeout = 12345'; end $$");`,
       `await knex.raw("do $$ begin execute 'se' || 't default_transaction_isolation = serializable'; end $$");`,
       `await knex.raw('select * into temp tt from (select 1 as a) s');`,
       `await knex.raw('declare c1 cursor with hold for select 1');`,
