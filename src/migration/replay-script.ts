@@ -117,9 +117,10 @@ export async function runReplayScript(knex: Knex, script: string): Promise<'comm
   let sessionKept = false;
   try {
     const results = [await connection.query(script)].flat();
-    if (results.at(-2)?.command === 'COMMIT') outcome = 'committed';
-    const fingerprints = [results[0], results.at(-1)].map((result) => (result?.rows[0] as { fingerprint?: string } | undefined)?.fingerprint);
-    sessionKept = outcome === 'committed' && fingerprints[0] !== undefined && fingerprints[0] === fingerprints[1];
+    const fingerprints = results.map((result) => (result.rows[0] as { fingerprint?: string } | undefined)?.fingerprint).filter((text) => text !== undefined);
+    const commit = fingerprints.length > 0 ? results.at(-2) : results.at(-1);
+    if (commit?.command === 'COMMIT') outcome = 'committed';
+    sessionKept = outcome === 'committed' && (fingerprints.length === 0 || (fingerprints.length === 2 && fingerprints[0] === fingerprints[1]));
   } catch (error) {
     // The script stopped at its first error inside the transaction (closed below), or the connection went.
     if (!isServerError(error)) outcome = 'connection-lost';
@@ -142,11 +143,12 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
   const bookkeeping = bookkeepingStatement(knex, run.schema, 'up', plan.steps, batch);
   const state = stateAfter(plan, run.expect.applied.map((name) => ({ name, batch: 0 })));
   const record = run.finish ? run.finish(knex, state, bookkeeping) : bookkeeping;
-  // The session's fingerprint before and after (db/session-fingerprint.ts): a DO block may change more
-  // than its text shows, and a connection whose session changed is closed, not handed to the next tenant.
-  const fingerprint = `select ${sessionFingerprintSql([lockClass, lockId])}`;
+  // Plain DDL leaves nothing in the session; a DO block runs code that may (more than its text
+  // shows): then the session's fingerprint is read before and after (db/session-fingerprint.ts), and
+  // a connection whose session changed is closed, not handed to the next tenant.
+  const fingerprint = ddl.some((sql) => /\bdo\b/i.test(sql)) ? [`select ${sessionFingerprintSql([lockClass, lockId])}`] : [];
   const statements = [
-    fingerprint,
+    ...fingerprint,
     // READ COMMITTED stated, not assumed: the guard must see what committed before the lock was granted.
     'begin isolation level read committed',
     `select pg_advisory_xact_lock(${lockClass}, ${lockId})`,
@@ -158,7 +160,7 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
     ...ddl,
     record.toQuery(),
     'commit',
-    fingerprint,
+    ...fingerprint,
   ];
   return `${REPLAY_MARKER}\n${statements.join(SEPARATOR)}`;
 }

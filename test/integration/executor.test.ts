@@ -156,4 +156,22 @@ describe('the modules route', () => {
       }
     }
   }, 120_000);
+  it('a replayed DO block that changes the session by dynamic SQL: the connection is closed, the next tenant starts clean', async () => {
+    const tree = copyTree('tenant-basic', 1);
+    await provisionTenant(db.knex(), ['org_dyn_1', 'org_dyn_2', 'org_dyn_3', 'org_dyn_4'], { directory: tree });
+    // Plain DDL only (replayed after the first tenant): the block notes the statement_timeout it found
+    // in a table comment, then sets one for the session by dynamic SQL.
+    writeMigration(
+      tree,
+      '20260301000000_dynamic_set.ts',
+      `await knex.raw("do $$ begin execute format('comment on table org_users is %L', current_setting('statement_timeout')); execute 'set statement_timeout = 12345'; end $$");
+       await knex.raw('create table dynamic_set (id int)');`,
+    );
+    // One connection, so every tenant's run gets the session the previous one left.
+    const oneConnection = db.createKnex({ pool: { min: 1, max: 1 } });
+    const result = await migrateTenants(oneConnection, { directory: tree, concurrency: 1, fastPath: true, onWarning: () => {} });
+    expect(result.tenants.map((t) => t.error ?? t.status)).toEqual(['migrated', 'migrated', 'migrated', 'migrated']);
+    const found = await db.knex().raw("select obj_description(format('%I.org_users', nspname)::regclass) as seen from pg_namespace where nspname like 'tid\\_%' order by 1");
+    expect(found.rows.map((row: { seen: string }) => row.seen)).toEqual(['0', '0', '0', '0']);
+  });
 });
