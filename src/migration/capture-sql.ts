@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
+import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { describeError } from './describe-error.ts';
 import { setLocalSearchPath } from './run-schema.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
@@ -41,10 +42,18 @@ class RolledBack extends Error {}
  * @throws an Error naming the migration that failed (what it sent up to the failure is in `into.sql`).
  */
 export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): Promise<void> {
-  // A connection of its own, outside the pool, rolled back and closed whatever happened: a
-  // migration that ends the transaction through Knex (knex.commit(), held back below) leaves Knex
-  // thinking it is over while the server's transaction is still open on the connection.
-  const connection: unknown = await knex.client.acquireRawConnection();
+  // A connection of its own, rolled back whatever happened: a migration that ends the transaction
+  // through Knex (knex.commit(), held back below) leaves Knex thinking it is over while the
+  // server's transaction is still open on the connection. (From the pool: the embedded server
+  // serves one connection at a time.) Its session's fingerprint is read before and after: the
+  // migrations may leave something in it (a PREPARE, a setting), and then it is closed.
+  const connection: unknown = await knex.client.acquireConnection();
+  const fingerprint = () =>
+    knex
+      .raw<{ rows: { fingerprint: string }[] }>(`select ${sessionFingerprintSql(schemaLockKey(run.schema))}`)
+      .connection(connection)
+      .then(({ rows }) => rows[0]?.fingerprint, () => undefined);
+  const before = await fingerprint();
   let running: { name: string; guard: { heldBack: string | undefined } } | undefined;
   try {
     await knex.transaction(async (trx) => {
@@ -94,10 +103,10 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
     if (running?.guard.heldBack !== undefined) return notCapturedFrom(run.steps.indexOf(running.name), heldBackWhy(running.guard.heldBack));
     throw error;
   } finally {
-    // The migrations ran on this connection and may have left anything in its session (a setting,
-    // a temporary table, a lock): closed, not handed to the run that follows.
     await knex.raw('rollback').connection(connection).catch(() => {});
-    await knex.client.destroyRawConnection(connection).catch(() => {});
+    const after = await fingerprint();
+    if (before === undefined || after !== before) await (connection as { end(): Promise<void> }).end().catch(() => {});
+    await knex.client.releaseConnection(connection);
   }
 
   function notCapturedFrom(index: number, why: string): void {
