@@ -42,6 +42,7 @@ const ICON: Record<TenantResult['status'], string> = {
   seeded: pc.green('✔'),
   'rolled-back': pc.cyan('↩'),
   'up-to-date': pc.dim('='),
+  unchanged: pc.dim('·'),
   failed: pc.red('✘'),
   skipped: pc.dim('-'),
 };
@@ -54,6 +55,7 @@ export function tenantLine(result: TenantResult, command?: string): string {
   else if (command === 'provision:tenant' && result.status === 'up-to-date') what = 'already provisioned, up to date';
   else if (command === 'provision:tenant' && result.status === 'migrated') what = `already provisioned, brought to the latest${migrations}`;
   else if (result.status === 'up-to-date') what = 'up to date';
+  else if (result.status === 'unchanged') what = 'unchanged: nothing to undo here';
   else if (result.status === 'rolled-back') what = `rolled back ${result.migrations.join(', ')}`;
   else what = `${result.status}${migrations}`;
   const wave = result.wave === undefined ? '' : ` ${pc.dim(`[wave ${result.wave}]`)}`;
@@ -62,12 +64,12 @@ export function tenantLine(result: TenantResult, command?: string): string {
 
 /**
  * Progress for a fleet command: a live bar on a terminal; otherwise one plain line per tenant that
- * changed or failed (up-to-date tenants are only counted, so 10,000 of them stay quiet; under
- * --json only failures).
+ * changed or failed (up-to-date and unchanged tenants are only counted, so 10,000 of them stay
+ * quiet; under --json only failures).
  */
 export function fleetProgress(output: Output, command: string) {
   // provision:tenant names the orgs it was given, even those already provisioned.
-  const quietStatuses = command === 'provision:tenant' ? ['skipped'] : ['up-to-date', 'skipped'];
+  const quietStatuses = command === 'provision:tenant' ? ['skipped'] : ['up-to-date', 'unchanged', 'skipped'];
   const live = Boolean(process.stderr.isTTY);
   let bar: cliProgress.SingleBar | undefined;
   let failed = 0;
@@ -150,6 +152,7 @@ const SUMMARY_WORDS: [keyof FleetResult['summary'], string][] = [
   ['migrated', 'migrated'],
   ['rolledBack', 'rolled back'],
   ['upToDate', 'up to date'],
+  ['unchanged', 'unchanged (nothing to undo there)'],
   ['failed', 'failed'],
   ['skipped', 'skipped (not started after the first failure; use --continue-on-error to go on)'],
 ];
@@ -161,6 +164,23 @@ export function fleetSummaryLine(result: FleetResult): string {
   const parts = SUMMARY_WORDS.filter(([key]) => summary[key]).map(([key, text]) => `${summary[key]} ${words(key, text)}`);
   const text = `${result.command}: ${summary.total} tenant${summary.total === 1 ? '' : 's'}${parts.length ? ` — ${parts.join(', ')}` : ''} (${summary.ms} ms)`;
   return result.ok ? pc.green(text) : pc.red(text);
+}
+
+/**
+ * What a plain `rollback:tenants` undid, under its summary: the release, or why nothing was undone
+ * and how to go further back. Nothing for `--to` and `--all`, whose flag says it.
+ */
+export function rollbackReleaseLine(result: FleetResult): string | undefined {
+  if (result.release === undefined) return undefined;
+  if (result.release === null) {
+    return (
+      '  nothing to undo: no tenant of this run holds a release (only the migrations it was provisioned with, which a plain rollback never undoes); ' +
+      'to go further back: rollback:tenants --to <migration>'
+    );
+  }
+  const { id, migrations } = result.release;
+  const rest = result.ok ? 'undone in every tenant of this run that held it' : 'the failed tenants still hold it: run rollback:tenants again to finish';
+  return `  release #${id} (${migrations.join(', ')}), the newest release a tenant of this run held: ${rest}`;
 }
 
 /** "wave 2: 9 tenants — 8 migrated, 1 failed" (the run's JSON has the same per wave). */

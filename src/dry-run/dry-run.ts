@@ -123,7 +123,7 @@ export async function dryRun(knex: Knex, command: DryRunCommand, options: DryRun
     const opensAll = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
     if (command === 'migrate:tenants') addTenantGroups(await tenantGroups(knex, source, tenants, 'up', { opensAll }));
     else {
-      const rule = await rollbackRuleOf(knex, registry, source, { all: options.all, to: options.to });
+      const { rule } = await rollbackRuleOf(knex, registry, source, tenants.map((tenant) => tenant.schema), { all: options.all, to: options.to });
       addTenantGroups(await tenantGroups(knex, source, tenants, 'down', { opensAll: true, rule }));
     }
   }

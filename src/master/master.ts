@@ -86,7 +86,8 @@ async function runMaster(
     return {
       ...base,
       ok: true,
-      status: plan.steps.length > 0 ? changed : 'up-to-date',
+      // A rollback with nothing to undo did not find public "up to date": it left it unchanged.
+      status: plan.steps.length > 0 ? changed : intent.direction === 'up' ? 'up-to-date' : 'unchanged',
       migrations: plan.steps,
       ...(warnings.length > 0 ? { warnings } : {}),
       ms: ms(),

@@ -60,13 +60,14 @@ export function planUp(files: readonly string[], applied: readonly AppliedMigrat
  * the command asked for:
  * - `newest-batch`: the schema's newest batch (Knex's rule; the master tree's default);
  * - `all`: every applied migration;
- * - `names`: exactly these, where applied (a fleet release: see rollback-tenants.ts);
+ * - `names`: exactly these, where applied (a fleet release: see rollback-tenants.ts) — refused when
+ *   a migration that stays applied sorts after one it would undo;
  * - `to`: everything applied after `migration`, so that it ends as the newest applied one.
  */
 export type UndoRule =
   | { kind: 'newest-batch' }
   | { kind: 'all' }
-  | { kind: 'names'; names: readonly string[] }
+  | { kind: 'names'; names: readonly string[]; release?: number }
   | { kind: 'to'; migration: string };
 
 /**
@@ -87,7 +88,27 @@ export function planDown(files: readonly string[], applied: readonly AppliedMigr
   if (missing.length > 0) {
     throw new PlanError(`cannot roll back ${missing.join(', ')}: no such file in the migrations directory — restore it first`);
   }
+  if (rule.kind === 'names') refuseUndoBeneath(applied, steps, rule.release);
   return { direction: 'down', steps, batch };
+}
+
+/**
+ * A release is undone only from the top: a migration that stays applied and sorts after one the
+ * rollback would undo (a newer release that another run applied to this tenant after the rollback
+ * chose what to undo, or one applied by hand) may build on it. Issue 20, item 5.
+ */
+function refuseUndoBeneath(applied: readonly AppliedMigration[], steps: readonly string[], release: number | undefined): void {
+  const oldest = steps.at(-1);
+  if (oldest === undefined) return;
+  const undone = new Set(steps);
+  const above = applied.map((row) => row.name).filter((name) => !undone.has(name) && name > oldest);
+  if (above.length === 0) return;
+  const what = release === undefined ? 'the release' : `release #${release}`;
+  throw new PlanError(
+    `${above.join(', ')} ${above.length > 1 ? 'are' : 'is'} applied here, newer than ${oldest} of ${what} being undone, and not part of it ` +
+      '(applied meanwhile by another run, or by hand): undoing the release beneath it would leave the migrations out of order, so nothing was undone in this tenant. ' +
+      'Run rollback:tenants again (it undoes the newest release a tenant holds first), or go back with rollback:tenants --to <migration>',
+  );
 }
 
 function undoFilter(rule: UndoRule, newestBatch: number): (row: AppliedMigration) => boolean {

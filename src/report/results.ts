@@ -2,7 +2,12 @@
  * The result objects every command returns: the library returns them, `--json` prints them as they
  * are, and the human output is rendered from them.
  */
-export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'failed' | 'skipped' | 'provisioned' | 'seeded';
+/**
+ * `unchanged`: a rollback had nothing to undo in that tenant (it holds none of the release, nothing
+ * after `--to`, or nothing at all with `--all`). A rollback never reports `up-to-date`: being at
+ * the newest migration is what a rollback changes.
+ */
+export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'unchanged' | 'failed' | 'skipped' | 'provisioned' | 'seeded';
 
 export interface TenantResult {
   orgId: string;
@@ -33,6 +38,7 @@ export interface FleetSummary {
   provisioned?: number;
   seeded?: number;
   upToDate?: number;
+  unchanged?: number;
   failed?: number;
   skipped?: number;
   ms: number;
@@ -46,13 +52,19 @@ export interface FleetResult {
   /** With canary waves: what each wave did, in order. */
   waves?: WaveSummary[];
   warnings?: string[];
+  /**
+   * A plain `rollback:tenants` only: the release it undid — the newest that a tenant of the run
+   * still held — or null when none held one (every tenant `unchanged`).
+   */
+  release?: { id: number; migrations: string[] } | null;
 }
 
 export interface MasterResult {
   command: 'migrate:master' | 'rollback:master';
   ok: boolean;
   schema: 'public';
-  status: 'migrated' | 'rolled-back' | 'up-to-date' | 'failed';
+  /** `unchanged`: rollback:master had nothing to undo. */
+  status: 'migrated' | 'rolled-back' | 'up-to-date' | 'unchanged' | 'failed';
   migrations: string[];
   error?: string;
   warnings?: string[];
@@ -102,6 +114,7 @@ const SUMMARY_KEY: Record<TenantStatus, Exclude<keyof FleetSummary, 'total' | 'm
   provisioned: 'provisioned',
   seeded: 'seeded',
   'up-to-date': 'upToDate',
+  unchanged: 'unchanged',
   failed: 'failed',
   skipped: 'skipped',
 };

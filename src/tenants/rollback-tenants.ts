@@ -11,7 +11,7 @@ import type { FleetResult, TenantResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collectWarnings, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { recordTenantState } from './registry.ts';
-import { newestRelease, settleRollback, type Release } from './releases.ts';
+import { newestHeldRelease, retireReleaseIfUndone, settleRollback, type Release } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
 import type { RegistryTable } from './registry-table.ts';
 
@@ -25,36 +25,41 @@ export interface RollbackOptions extends TenantCommandOptions {
 }
 
 /**
- * Undoes a release in every tenant, one transaction per tenant:
- * - by default the newest release recorded in the ledger (releases.ts) — in every tenant that has
- *   any of its migrations, including orgs provisioned since; a tenant with none is `up-to-date`;
- * - with `to`, everything after that migration (tenants already at or before it are untouched);
+ * What a rollback undoes: every migration (`all`), those after `to`, or else the newest release that
+ * one of `schemas` still holds (undefined when none holds one: nothing to undo), with that release.
+ */
+export async function rollbackRuleOf(
+  knex: Knex,
+  registry: RegistryTable,
+  source: MigrationSource,
+  schemas: readonly string[],
+  options: { all?: boolean; to?: string },
+): Promise<{ rule: UndoRule | undefined; release: Release | undefined }> {
+  if (options.all && options.to !== undefined) {
+    throw new UsageError('--all and --to cannot be combined: --all undoes every migration, --to stops at one. Nothing was changed.');
+  }
+  if (options.all) return { rule: { kind: 'all' }, release: undefined };
+  if (options.to !== undefined) return { rule: { kind: 'to', migration: undoTarget(source.names, options.to, 'tenant') }, release: undefined };
+  const release = await newestHeldRelease(knex, registry, schemas);
+  return { rule: release ? { kind: 'names', names: release.migrations, release: release.id } : undefined, release };
+}
+
+/**
+ * Undoes a release in every tenant, one transaction per tenant under its lock:
+ * - by default the newest release that a tenant of the run still holds, judged from their own
+ *   knex_migrations (releases.ts) — in every tenant that holds any of it, including orgs
+ *   provisioned since; typed twice, it undoes two releases;
+ * - with `to`, everything after that migration;
  * - with `all`, everything.
- * The ledger is updated only when every tenant succeeded (and no `tenants` filter was given), so a
- * failed or interrupted rollback is finished by running it again.
+ * A tenant with nothing to undo is `unchanged` (never `up-to-date`). A plain rollback retires the
+ * release in the ledger once no tenant holds it (also after `tenants`); `to` and `all` settle the
+ * ledger when every tenant succeeded and no `tenants` filter was given. A failed or interrupted
+ * rollback is finished by running it again.
  *
  * @example
  *   await rollbackTenants(knex);                                         // the newest release
  *   await rollbackTenants(knex, { to: '20260101000002_notes.ts' });      // back to that migration
  */
-/**
- * What a rollback undoes: every migration (`all`), those after `to`, or else the newest release
- * (undefined when no release is recorded: nothing to undo).
- */
-export async function rollbackRuleOf(knex: Knex, registry: RegistryTable, source: MigrationSource, options: { all?: boolean; to?: string }): Promise<UndoRule | undefined> {
-  if (options.all && options.to !== undefined) {
-    throw new UsageError('--all and --to cannot be combined: --all undoes every migration, --to stops at one. Nothing was changed.');
-  }
-  const to = options.to === undefined ? undefined : undoTarget(source.names, options.to, 'tenant');
-  return ruleOf(options.all, to, options.all || to !== undefined ? undefined : await newestRelease(knex, registry));
-}
-
-function ruleOf(all: boolean | undefined, to: string | undefined, release: Release | undefined): UndoRule | undefined {
-  if (all) return { kind: 'all' };
-  if (to !== undefined) return { kind: 'to', migration: to };
-  return release ? { kind: 'names', names: release.migrations } : undefined;
-}
-
 export async function rollbackTenants(knex: Knex, options: RollbackOptions = {}): Promise<FleetResult> {
   const started = performance.now();
   const registry = registryOf(options);
@@ -69,20 +74,17 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn, 'down');
   const concurrency = fleetConcurrency(knex, options, warn);
 
-  const release = options.all || to !== undefined ? undefined : await newestRelease(knex, registry);
-  const rule = ruleOf(options.all, to, release);
+  const plain = !options.all && to === undefined;
+  const { rule, release } = await rollbackRuleOf(knex, registry, source, tenants.map((tenant) => tenant.schema), { all: options.all, to });
+  // The release a plain rollback undid (or null: none held), so the JSON and the text say what was done.
+  const said = plain ? { release: release ? { id: release.id, migrations: release.migrations } : null } : {};
+  options.onStart?.(tenants.length);
   if (!rule) {
-    warn(
-      'no release is recorded to roll back (only the baseline every tenant was provisioned with): nothing was undone. ' +
-        'To undo older migrations, name the one to go back to: rollback:tenants --to <migration>.',
-    );
-    options.onStart?.(tenants.length);
-    const untouched = tenants.map((tenant): TenantResult => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 }));
+    const untouched = tenants.map((tenant): TenantResult => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'unchanged', migrations: [], ms: 0 }));
     for (const result of untouched) options.onTenantDone?.(result);
-    return fleetResult('rollback:tenants', tenants, untouched, started, warnings);
+    return { ...fleetResult('rollback:tenants', tenants, untouched, started, warnings), ...said };
   }
 
-  options.onStart?.(tenants.length);
   const results = await runFleet(
     tenants,
     async (tenant) => {
@@ -96,16 +98,17 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         finish: recordTenantState(registry, tenant.schema),
         onWarning: warn,
       });
-      return { status: plan.steps.length > 0 ? 'rolled-back' : 'up-to-date', migrations: plan.steps };
+      return { status: plan.steps.length > 0 ? 'rolled-back' : 'unchanged', migrations: plan.steps };
     },
     { concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
   );
 
-  const everyTenant = !options.tenants || options.tenants.length === 0;
-  const allSucceeded = results.every((result) => result.status !== 'failed' && result.status !== 'skipped');
-  if (everyTenant && allSucceeded) {
-    await settleRollback(knex, registry, release ? { release } : to !== undefined ? { to } : { all: true });
+  if (release) await retireReleaseIfUndone(knex, registry, release);
+  else {
+    const everyTenant = !options.tenants || options.tenants.length === 0;
+    const allSucceeded = results.every((result) => result.status !== 'failed' && result.status !== 'skipped');
+    if (everyTenant && allSucceeded) await settleRollback(knex, registry, to !== undefined ? { to } : { all: true });
   }
   await checksums.sync(knex);
-  return fleetResult('rollback:tenants', tenants, results, started, warnings);
+  return { ...fleetResult('rollback:tenants', tenants, results, started, warnings), ...said };
 }

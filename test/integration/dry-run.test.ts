@@ -230,7 +230,7 @@ describe('--dry-run', () => {
     const undone = JSON.parse((await cli('rollback:tenants', '--json')).stdout);
     expect(Object.fromEntries(undone.tenants.map((t: { orgId: string; status: string }) => [t.orgId, t.status]))).toEqual({
       org_a: 'rolled-back',
-      org_b: 'up-to-date',
+      org_b: 'unchanged',
       org_c: 'rolled-back',
     });
   });

@@ -49,10 +49,10 @@ describe('rollback:tenants (no flag)', () => {
     expect(back.stdout).toContain(`org_a (${tenantSchemaName('org_a')}) rolled back ${INVOICES}`);
 
     // The release is rolled back: a second plain rollback undoes nothing and says how to go further.
-    const again = await runCli(['rollback:tenants', '--json'], { env });
+    const again = await runCli(['rollback:tenants'], { env });
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).summary).toMatchObject({ total: 2, upToDate: 2 });
-    expect(again.stderr).toMatch(/no release is recorded.*--to <migration>/s);
+    expect(again.stdout).toMatch(/2 tenants — 2 unchanged/);
+    expect(again.stdout).toMatch(/nothing to undo: no tenant of this run holds a release.*--to <migration>/s);
     expect(await tables('org_b')).toEqual(['notes', 'org_users']);
 
     // Migrating again records a new release, which the next rollback undoes.
@@ -75,7 +75,7 @@ describe('rollback:tenants (no flag)', () => {
 
     const back = await runCli(['rollback:tenants', '--json'], { env });
     expect(back.code, back.stderr).toBe(0);
-    expect(JSON.parse(back.stdout).tenants.map((t: { status: string }) => t.status)).toEqual(['rolled-back', 'up-to-date', 'up-to-date']);
+    expect(JSON.parse(back.stdout).tenants.map((t: { status: string }) => t.status)).toEqual(['rolled-back', 'unchanged', 'unchanged']);
     for (const orgId of ['org_1', 'org_2', 'org_3']) {
       expect(await applied(orgId), orgId).toEqual([M1]);
       expect(await tables(orgId), orgId).toEqual(['org_users']);
@@ -143,8 +143,8 @@ describe('rollback:tenants --to', () => {
     const back = await runCli(['rollback:tenants', '--to', M2, '--json'], { env });
     expect(back.code, back.stderr).toBe(0);
     expect(JSON.parse(back.stdout).tenants).toMatchObject([
-      { orgId: 'org_at1', status: 'up-to-date' },
-      { orgId: 'org_at2', status: 'up-to-date' },
+      { orgId: 'org_at1', status: 'unchanged' },
+      { orgId: 'org_at2', status: 'unchanged' },
       { orgId: 'org_at4', status: 'rolled-back', migrations: [INVOICES, M3] },
     ]);
     expect(await applied('org_at1')).toEqual([M1]);

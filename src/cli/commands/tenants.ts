@@ -8,7 +8,7 @@ import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
 import { withDatabase } from '../context.ts';
 import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
 import { lintBeforeMigrating } from './lint.ts';
-import { fleetProgress, fleetSummaryLine, waveLine, type Output } from '../output.ts';
+import { fleetProgress, fleetSummaryLine, rollbackReleaseLine, waveLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
 interface FleetFlags {
@@ -190,6 +190,8 @@ async function runFleetCommand(
     if (output.json) output.document(result);
     else {
       output.info(fleetSummaryLine(result));
+      const release = rollbackReleaseLine(result);
+      if (release) output.info(release);
       for (const wave of result.waves ?? []) output.info(`  ${waveLine(wave)}`);
     }
     return result.ok ? 0 : 1;
