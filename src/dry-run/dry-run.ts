@@ -12,7 +12,7 @@ import { relationExists } from '../db/relation-exists.ts';
 import { UsageError } from '../errors.ts';
 import { readApplied, readAppliedOfSchemas } from '../migration/bookkeeping.ts';
 import { describeError } from '../migration/describe-error.ts';
-import { planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
+import { PlanError, planDown, planUp, type AppliedMigration, type UndoRule } from '../migration/plan.ts';
 import { captureSql } from '../migration/capture-sql.ts';
 import { assertTreeUnchanged, masterApplied, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
@@ -200,7 +200,13 @@ async function tenantGroups(
       }
       const rows = read ?? [];
       fromVersion = newest(rows);
-      steps = direction === 'up' ? planUp(source.names, rows).steps : planDown(source.names, rows, rule).steps;
+      try {
+        steps = direction === 'up' ? planUp(source.names, rows).steps : planDown(source.names, rows, rule).steps;
+      } catch (error) {
+        // The real run fails this tenant with the same refusal (exit 1): name it, as the real run does.
+        if (error instanceof PlanError) throw new PlanError(`${printableOrgId(tenant.orgId)} (${tenant.schema}): ${error.message}`);
+        throw error;
+      }
     }
     const key = [fromVersion ?? '', ...steps].join('\u0000');
     const planned = byPlan.get(key) ?? { group: { fromVersion, migrations: steps, tenantCount: 0, orgIds: [] }, schema: tenant.schema, direction };
