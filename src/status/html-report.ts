@@ -43,7 +43,7 @@ export function escapeHtml(value: unknown): string {
 const STYLE = `
 :root { color-scheme: light; --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; --bar: #0969da; }
 * { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; padding: 24px; max-width: 1100px; color: #1f2328; background: #fff; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; padding: 24px; max-width: 1200px; color: #1f2328; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 .meta, .muted { color: var(--muted); } .warning { background: #fff8c5; border: 1px solid #d4a72c; padding: 8px 12px; border-radius: 6px; margin: 12px 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 8px; margin: 12px 0; }
@@ -51,7 +51,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .card b { display: block; font-size: 22px; } .card.bad b { color: var(--bad); } .card.ok b { color: var(--ok); }
 .verdict.ok { color: var(--ok); } .verdict.bad { color: var(--bad); }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { font-weight: 600; } td.nowrap, td.num { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .org { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; }
 ul.orgs { list-style: none; padding: 0; margin: 4px 0 12px; columns: 3 260px; } ul.orgs li { padding: 1px 0; break-inside: avoid; }
 ul.orgs li .schema { color: var(--muted); font-size: 12px; }
@@ -176,7 +176,7 @@ function runRows(runs: readonly RunRecord[]): string {
     const failureCell = run.failures.length === 0 ? '' : `<details${run.failures.length <= 5 ? ' open' : ''}><summary>${run.failures.length} failed</summary>${failures.join('')}${more}</details>`;
     return (
       `<tr class="run" id="run-${run.id}"><td class="num">${run.id}</td><td><code>${escapeHtml(run.args.join(' ') || run.command)}</code></td>` +
-      `<td>${escapeHtml(run.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</td><td class="outcome-${escapeHtml(run.outcome)}">${escapeHtml(run.outcome)}</td>` +
+      `<td class="nowrap">${escapeHtml(run.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</td><td class="outcome-${escapeHtml(run.outcome)}">${escapeHtml(run.outcome)}</td>` +
       `<td class="num">${escapeHtml(duration(run))}</td><td>${escapeHtml(who)}</td>` +
       `<td>${run.tenantTimes ? timesChart(run.tenantTimes, run.id) : '<span class="muted">—</span>'}</td><td>${failureCell}</td></tr>`
     );
