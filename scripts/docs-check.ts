@@ -80,6 +80,7 @@ export function normalise(output: string, project: string): string {
     .replace(/\bpid \d+/g, 'pid <pid>')
     .replace(/\b[0-9a-f]{64}\b/g, '<sha256>')
     .replace(/\b\d+ bytes\b/g, '<n> bytes')
+    .replace(/\b\d+ kB\b/g, '<n> kB')
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
     .split(`${user}@${host}`)
     .join('<who>')

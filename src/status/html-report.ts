@@ -79,7 +79,7 @@ const SCRIPT = `
       items[i].hidden = !match;
       if (match) shown++;
     }
-    count.textContent = needle ? shown + ' of ' + items.length + ' listed tenants match' : '';
+    count.textContent = needle ? shown + ' of ' + items.length + ' listed entries match' : '';
     count.setAttribute('data-shown', String(shown));
   }
   input.addEventListener('input', apply);
