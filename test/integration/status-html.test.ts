@@ -169,4 +169,16 @@ describe('status --html', () => {
     expect(bytes.subarray(1, 4).toString()).toBe('PNG');
     if (process.env.STATUS_HTML_SCREENSHOT) fs.copyFileSync(png, process.env.STATUS_HTML_SCREENSHOT);
   }, 300_000);
+
+  it('adds the histogram column to a history table made before it existed, when a run first has one to store', async () => {
+    const knex = db.knex();
+    await knex.raw('alter table public.tenant_migrate_runs drop column tenant_ms_histogram');
+    // A run that lists no tenants stores none, and reading the history works without the column.
+    expect((await runCli(['migrate:master'], { env })).code).toBe(0);
+    expect((await runCli(['history', '--json', '--limit', '1'], { env })).stdout).toContain('"tenantTimes": null');
+    expect((await runCli(['migrate:tenants', '--tenant', 'org_a'], { env })).code).toBe(0);
+    const [newest] = JSON.parse((await runCli(['history', '--json', '--limit', '1'], { env })).stdout).runs;
+    expect(newest.command).toBe('migrate:tenants');
+    expect(newest.tenantTimes).toMatchObject({ tenants: 1 });
+  }, 240_000);
 });
