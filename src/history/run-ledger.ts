@@ -12,6 +12,7 @@ import type { Knex } from 'knex';
 import { READ_COMMITTED } from '../db/isolation.ts';
 import { relationExists } from '../db/relation-exists.ts';
 import type { Actor } from './actor.ts';
+import { tenantTimes, type TenantTimes } from './tenant-times.ts';
 
 export const RUNS_TABLE = { schema: 'public', table: 'tenant_migrate_runs' } as const;
 /** Advisory lock key that serialises creating the table (two first runs at once). */
@@ -35,6 +36,8 @@ export interface RunRecord {
   outcome: Outcome;
   summary: unknown;
   failures: RunFailure[];
+  /** The run's per-tenant times as a fixed-bucket histogram; null for runs without tenants, or recorded before it was kept. */
+  tenantTimes: TenantTimes | null;
 }
 
 /** Runs whose start created the table: discarding such a run removes the table again (nothing changed). */
@@ -57,7 +60,8 @@ async function ensureRunsTable(knex: Knex): Promise<boolean> {
          finished_at timestamptz,
          outcome text not null default 'running' check (outcome in ('running', 'ok', 'failed')),
          summary jsonb,
-         failures jsonb not null default '[]'
+         failures jsonb not null default '[]',
+         tenant_ms_histogram jsonb
        )`,
       [RUNS_TABLE.schema, RUNS_TABLE.table],
     );
@@ -78,15 +82,33 @@ export async function startRun(knex: Knex, run: { command: string; args: readonl
   return id;
 }
 
-export async function finishRun(knex: Knex, id: number, end: { outcome: 'ok' | 'failed'; summary?: unknown; failures?: readonly RunFailure[] }): Promise<void> {
-  await knex.raw(`update ??.?? set finished_at = now(), outcome = ?, summary = ?::jsonb, failures = ?::jsonb where id = ?`, [
-    RUNS_TABLE.schema,
-    RUNS_TABLE.table,
-    end.outcome,
-    JSON.stringify(end.summary ?? null),
-    JSON.stringify(end.failures ?? []),
-    id,
-  ]);
+export async function finishRun(
+  knex: Knex,
+  id: number,
+  end: { outcome: 'ok' | 'failed'; summary?: unknown; failures?: readonly RunFailure[]; tenantTimes?: TenantTimes },
+): Promise<void> {
+  const table = [RUNS_TABLE.schema, RUNS_TABLE.table];
+  const values = [end.outcome, JSON.stringify(end.summary ?? null), JSON.stringify(end.failures ?? [])];
+  if (!end.tenantTimes) {
+    await knex.raw(`update ??.?? set finished_at = now(), outcome = ?, summary = ?::jsonb, failures = ?::jsonb where id = ?`, [...table, ...values, id]);
+    return;
+  }
+  const update = () =>
+    knex.raw(`update ??.?? set finished_at = now(), outcome = ?, summary = ?::jsonb, failures = ?::jsonb, tenant_ms_histogram = ?::jsonb where id = ?`, [
+      ...table,
+      ...values,
+      JSON.stringify(end.tenantTimes),
+      id,
+    ]);
+  try {
+    await update();
+  } catch (error) {
+    // A table made by an older tenant-migrate has no histogram column yet: added here, once, when
+    // a run first has one to store (never on every run: ADD COLUMN takes an exclusive lock).
+    if ((error as { code?: string }).code !== '42703') throw error;
+    await knex.raw('alter table ??.?? add column if not exists tenant_ms_histogram jsonb', table);
+    await update();
+  }
 }
 
 /**
@@ -114,14 +136,26 @@ export async function discardRun(knex: Knex, id: number): Promise<void> {
  */
 export async function listRuns(knex: Knex, options: { limit?: number; id?: number } = {}): Promise<RunRecord[]> {
   if (!(await relationExists(knex, RUNS_TABLE.schema, RUNS_TABLE.table))) return [];
+  // to_jsonb(run) reads the histogram whether or not the column exists (a table made by an older
+  // tenant-migrate gets it only when a run first stores one).
   const query = knex
-    .withSchema(RUNS_TABLE.schema)
-    .from(RUNS_TABLE.table)
-    .select('id', 'command', 'args', 'actor', 'started_at', 'finished_at', 'outcome', 'summary', 'failures')
+    .from(knex.raw('??.?? as run', [RUNS_TABLE.schema, RUNS_TABLE.table]))
+    .select('id', 'command', 'args', 'actor', 'started_at', 'finished_at', 'outcome', 'summary', 'failures', knex.raw("to_jsonb(run) -> 'tenant_ms_histogram' as tenant_ms_histogram"))
     .orderBy('id', 'desc');
   if (options.id !== undefined) query.where('id', options.id);
   else query.limit(options.limit ?? 20);
-  type Row = { id: string; command: string; args: string[]; actor: Actor; started_at: Date; finished_at: Date | null; outcome: Outcome; summary: unknown; failures: RunFailure[] };
+  type Row = {
+    id: string;
+    command: string;
+    args: string[];
+    actor: Actor;
+    started_at: Date;
+    finished_at: Date | null;
+    outcome: Outcome;
+    summary: unknown;
+    failures: RunFailure[];
+    tenant_ms_histogram: TenantTimes | null;
+  };
   return ((await query) as Row[]).map((row) => ({
     id: Number(row.id),
     command: row.command,
@@ -132,6 +166,7 @@ export async function listRuns(knex: Knex, options: { limit?: number; id?: numbe
     outcome: row.outcome === 'running' && processGone(row.actor) ? 'interrupted' : row.outcome,
     summary: row.summary,
     failures: row.failures,
+    tenantTimes: row.tenant_ms_histogram ?? null,
   }));
 }
 
@@ -146,15 +181,16 @@ function processGone(actor: Actor): boolean {
   }
 }
 
-/** What a command's result says for the ledger: its summary and its failed tenants. */
-export function ledgerEntryOf(result: unknown): { summary?: unknown; failures: RunFailure[] } {
+/** What a command's result says for the ledger: its summary, its failed tenants, and its tenants' times. */
+export function ledgerEntryOf(result: unknown): { summary?: unknown; failures: RunFailure[]; tenantTimes?: TenantTimes } {
   if (!result || typeof result !== 'object') return { failures: [] };
-  const value = result as { summary?: unknown; tenants?: { orgId: string; schema: string; status: string; error?: string }[]; error?: string; ok?: boolean };
+  const value = result as { summary?: unknown; tenants?: { orgId: string; schema: string; status: string; error?: string; ms?: number }[]; error?: string; ok?: boolean };
   const failures: RunFailure[] = (value.tenants ?? [])
     .filter((tenant) => tenant.status === 'failed')
     .map((tenant) => ({ orgId: tenant.orgId, schema: tenant.schema, error: tenant.error ?? 'failed' }));
   if (value.error && failures.length === 0) failures.push({ error: value.error });
   // A fleet result's summary, or the whole (small) result of a master/move/sync command without tenants.
   const { tenants: _tenants, ...rest } = value as Record<string, unknown>;
-  return { summary: value.summary ?? rest, failures };
+  const times = Array.isArray(value.tenants) ? tenantTimes(value.tenants.map((tenant) => ({ status: tenant.status, ms: tenant.ms ?? 0 }))) : undefined;
+  return { summary: value.summary ?? rest, failures, ...(times ? { tenantTimes: times } : {}) };
 }
