@@ -42,7 +42,7 @@ function loadedBy(args: string[]): { stdout: string; packages: string[]; project
 }
 
 // Each case starts a tsx process: seconds on a busy machine.
-describe('what the CLI loads to answer --version and --help', { timeout: 60_000 }, () => {
+describe('what the CLI loads to answer --version and --help', { timeout: 120_000 }, () => {
   it('--version loads commander and main.ts only: no command, no database code', () => {
     const { stdout, packages, projectModules } = loadedBy(['--version']);
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
