@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // The installed command: the compiled CLI in dist/ (built by `pnpm build`, and by `prepack` before
 // publishing), run by plain node. TypeScript migrations load tsx on demand (src/migration/typescript-loader.ts).
+import module from 'node:module';
+
+// Node 22.1+: compiled code is cached on disk (under os.tmpdir(), keyed by file and Node version),
+// so every start after the first skips most of the parsing. Node 20 has no such cache.
+module.enableCompileCache?.();
+
 let cli;
 try {
   cli = await import('../dist/cli/main.js');

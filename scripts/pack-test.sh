@@ -18,7 +18,13 @@ trap 'rm -rf "$WORK"' EXIT
 say() { printf '[pack-test] %3ss %s\n' "$SECONDS" "$*"; }
 fail() { printf '[pack-test] FAILED: %s\n' "$*" >&2; exit 1; }
 
-say "pnpm pack (prepack builds dist/)"
+NODE_VERSION=$(node -p process.versions.node)
+# A CI leg for one Node major (.ci/run: EXPECT_NODE_MAJOR=22) must really run on it: `node` on PATH
+# is what npx and the bin's shebang start.
+if [ -n "${EXPECT_NODE_MAJOR:-}" ] && [ "${NODE_VERSION%%.*}" != "$EXPECT_NODE_MAJOR" ]; then
+  fail "EXPECT_NODE_MAJOR=$EXPECT_NODE_MAJOR but node on PATH is $NODE_VERSION"
+fi
+say "Node $NODE_VERSION; pnpm pack (prepack builds dist/)"
 (cd "$REPO" && pnpm pack --pack-destination "$WORK" >/dev/null)
 TARBALL=$(ls "$WORK"/tenant-migrate-*.tgz)
 say "$(basename "$TARBALL"): $(du -k "$TARBALL" | cut -f1) kB packed, $(tar -tzf "$TARBALL" | wc -l) files"
@@ -50,6 +56,8 @@ mkdir -p js/migrations/master js/migrations/tenant
 cat > js/migrations/master/20260101000000_plans.js <<'JS'
 export async function up(knex) {
   await knex.schema.createTable('plans', (table) => { table.increments('id'); table.string('name').notNullable(); });
+  // Which Node ran the CLI: use-library.mjs checks it is the one this test runs on.
+  await knex.raw(`comment on table plans is 'node ${process.versions.node}'`);
 }
 export async function down(knex) { await knex.schema.dropTable('plans'); }
 JS
@@ -96,6 +104,8 @@ import { loadConfig, migrateTenants, openDatabase, withTenant } from 'tenant-mig
 
 const db = await openDatabase(loadConfig());
 try {
+  const { rows: [comment] } = await db.knex.raw("select obj_description('public.plans'::regclass) as node");
+  assert.equal(comment.node, `node ${process.versions.node}`, 'the CLI ran on another Node than the library');
   const result = await migrateTenants(db.knex, { directory: 'migrations/tenant' });
   assert.equal(result.ok, true);
   assert.equal(result.tenants.length, 2);

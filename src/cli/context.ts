@@ -3,7 +3,7 @@
  * Commands import the library (and with it knex and pg) only when they run, so `--version` and
  * `--help` start without loading them.
  */
-import { loadConfig, parseConcurrency, type Config } from '../config/load-config.ts';
+import type { Config } from '../config/load-config.ts';
 import type { Database } from '../db/connection.ts';
 import { UsageError } from '../errors.ts';
 import type { Output } from './output.ts';
@@ -30,8 +30,10 @@ export interface CommonFlags {
 }
 
 /** Resolves `--concurrency` (wins) or TENANT_CONCURRENCY. */
-export function concurrencyFrom(flags: CommonFlags, config: Config): number {
-  return flags.concurrency === undefined ? config.tenantConcurrency : parseConcurrency(flags.concurrency, '--concurrency');
+export async function concurrencyFrom(flags: CommonFlags, config: Config): Promise<number> {
+  if (flags.concurrency === undefined) return config.tenantConcurrency;
+  const { parseConcurrency } = await import('../config/load-config.ts');
+  return parseConcurrency(flags.concurrency, '--concurrency');
 }
 
 /**
@@ -42,8 +44,10 @@ export async function withDatabase<T>(
   flags: CommonFlags,
   fn: (db: Database, config: Config, concurrency: number) => Promise<T>,
 ): Promise<T> {
+  // Loaded here, not at the top: `--help` and `--version` never read a configuration (nor dotenv).
+  const { loadConfig } = await import('../config/load-config.ts');
   const config = loadConfig();
-  const concurrency = concurrencyFrom(flags, config);
+  const concurrency = await concurrencyFrom(flags, config);
   // DB_POOL_MAX below the concurrency is safe (behind a connection limit, or the single-session
   // embedded server): the fleet commands then work on as many tenants at once as the pool holds.
   const { openDatabase } = await import('../db/connection.ts');

@@ -2,27 +2,53 @@
 /**
  * The CLI: registers commands and owns the only `process.exit`. Every command body lives in a
  * library function; commands/ only translate flags and print results.
+ *
+ * It starts in the time of a bare `node`: nothing here, nor in commands/, imports Knex, pg, the
+ * SQL parser or a library module at the top — each action imports what it uses when it runs — and
+ * `--version` does not even load commands/ (test/unit/cli-startup.test.ts checks both).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.ts';
-import { registerBackupCommands } from './commands/backup.ts';
-import { registerLintCommand } from './commands/lint.ts';
-import { registerChecksumsCommand } from './commands/checksums.ts';
-import { registerCitusCommands } from './commands/citus.ts';
-import { registerClerkCommands } from './commands/clerk.ts';
-import { registerMakeCommands } from './commands/make.ts';
-import { registerHistoryCommand } from './commands/history.ts';
-import { registerMasterCommands, registerSeedMasterCommand } from './commands/master.ts';
-import { registerQueryCommand } from './commands/query.ts';
-import { registerStatusCommand } from './commands/status.ts';
-import { registerTenantCommands } from './commands/tenants.ts';
-import { handleError } from './handle-error.ts';
 import { createOutput } from './output.ts';
-import type { RunCommand } from './register.ts';
+import type { Register, RunCommand } from './register.ts';
 import { setCurrentCommand } from './context.ts';
+
+/** Every file under commands/, in the order `--help` lists their commands. */
+async function commandRegistrations(): Promise<Register[]> {
+  const [master, make, tenants, status, clerk, citus, query, history, backup, checksums, lint] = await Promise.all([
+    import('./commands/master.ts'),
+    import('./commands/make.ts'),
+    import('./commands/tenants.ts'),
+    import('./commands/status.ts'),
+    import('./commands/clerk.ts'),
+    import('./commands/citus.ts'),
+    import('./commands/query.ts'),
+    import('./commands/history.ts'),
+    import('./commands/backup.ts'),
+    import('./commands/checksums.ts'),
+    import('./commands/lint.ts'),
+  ]);
+  return [
+    master.registerMasterCommands, make.registerMakeCommands, tenants.registerTenantCommands, status.registerStatusCommand,
+    clerk.registerClerkCommands, citus.registerCitusCommands, query.registerQueryCommand, history.registerHistoryCommand,
+    master.registerSeedMasterCommand, backup.registerBackupCommands, checksums.registerChecksumsCommand, lint.registerLintCommand,
+  ];
+}
+
+/** `tenant-migrate --version` (or `-V`) alone: answered without loading any command. */
+function asksForVersionOnly(argv: string[]): boolean {
+  const args = argv.slice(2);
+  return args.length === 1 && (args[0] === '--version' || args[0] === '-V');
+}
+
+/** The error handler is needed only when something failed. */
+async function handleError(...args: Parameters<typeof import('./handle-error.ts').handleError>): Promise<1 | 2> {
+  const { handleError: handle } = await import('./handle-error.ts');
+  return handle(...args);
+}
 
 /** The commands that may change the database: each run gets a row in the run history (`history`). */
 const CHANGES_DATABASE = new Set(['migrate:master', 'rollback:master', 'provision:tenant', 'migrate:tenants', 'rollback:tenants', 'sync:clerk', 'move:tenant', 'seed:master', 'seed:tenants', 'deprovision:tenant', 'restore:tenant', 'checksums:accept']);
@@ -36,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       exitCode = await body(output);
     } catch (error) {
-      exitCode = handleError(error, output, command);
+      exitCode = await handleError(error, output, command);
     } finally {
       setCurrentCommand(undefined);
     }
@@ -47,9 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run tenant-migrate --help for usage)')
     .exitOverride();
-  for (const register of [registerMasterCommands, registerMakeCommands, registerTenantCommands, registerStatusCommand, registerClerkCommands, registerCitusCommands, registerQueryCommand, registerHistoryCommand, registerSeedMasterCommand, registerBackupCommands, registerChecksumsCommand, registerLintCommand]) {
-    register(program, run);
-  }
+  if (!asksForVersionOnly(argv)) for (const register of await commandRegistrations()) register(program, run);
   for (const command of program.commands) command.exitOverride();
 
   try {

@@ -3,7 +3,8 @@
  * stderr. Otherwise: a live progress line on a terminal (cli-progress), plain lines without one,
  * and a short summary at the end.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
 
@@ -78,7 +79,9 @@ export function fleetProgress(output: Output, command: string) {
   return {
     start(total: number) {
       if (!live || total === 0) return;
-      bar = new cliProgress.SingleBar(
+      // Loaded only for a live bar on a terminal: --help, --version and piped runs never need it.
+      const progress = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
+      bar = new progress.SingleBar(
         {
           stream: process.stderr,
           format: `${command} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}`,
@@ -86,7 +89,7 @@ export function fleetProgress(output: Output, command: string) {
           clearOnComplete: true,
           etaBuffer: 50,
         },
-        cliProgress.Presets.shades_classic,
+        progress.Presets.shades_classic,
       );
       bar.start(total, 0, { failed: 0, rate: '0' });
     },

@@ -5,10 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { UsageError } from '../errors.ts';
-import { ensureTypeScriptLoader, isTypeScriptFile } from './typescript-loader.ts';
+import { exportedMember, loadModuleLikeKnex } from './load-module.ts';
 
 export interface MigrationModule {
   up(knex: Knex): Promise<unknown>;
@@ -73,14 +72,17 @@ export function directorySource(directory: string): MigrationSource {
 }
 
 async function importMigration(file: string): Promise<MigrationModule> {
-  if (isTypeScriptFile(file)) await ensureTypeScriptLoader();
-  const imported = (await import(pathToFileURL(file).href)) as Partial<MigrationModule> & { default?: Partial<MigrationModule> };
-  // Accept both `export async function up` and `export default { up, down }` (and CommonJS).
-  const module = typeof imported.up === 'function' ? imported : imported.default;
-  if (!module || typeof module.up !== 'function') {
+  // Each function where Knex finds it (CommonJS required, ES modules imported), else on `default`.
+  const exports = await loadModuleLikeKnex(file);
+  const [up, down, config] = ['up', 'down', 'config'].map((name) => exportedMember(exports, name));
+  if (typeof up !== 'function') {
     throw new UsageError(`${path.basename(file)} is not a migration: it must export an async function up(knex) (and down).`);
   }
-  return module as MigrationModule;
+  return {
+    up: up as MigrationModule['up'],
+    ...(typeof down === 'function' ? { down: down as MigrationModule['down'] } : {}),
+    ...(config !== null && typeof config === 'object' ? { config: config as MigrationModule['config'] } : {}),
+  };
 }
 
 /** Whether a migration runs inside the tenant's transaction (the default) or alone. */

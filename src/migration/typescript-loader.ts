@@ -1,7 +1,9 @@
 /**
- * Migrations written in TypeScript, run by the compiled CLI under plain `node`: tsx's loader is
- * registered the first time a `.ts`/`.mts`/`.cts` migration is imported, and never otherwise — a
- * JavaScript-only project (or a run with nothing pending) does not load tsx at all.
+ * Migrations written in TypeScript, run by the compiled CLI under plain `node`: tsx's loaders are
+ * registered the first time a `.ts`/`.mts`/`.cts` migration is loaded, and never otherwise — a
+ * JavaScript-only project (or a run with nothing pending) does not load tsx at all. Both of them:
+ * the ES module loader for the files Knex would `import()`, the CommonJS one for the files it
+ * would `require()` (load-module.ts), as `node --import tsx` registers both.
  */
 import path from 'node:path';
 
@@ -15,16 +17,18 @@ export function isTypeScriptFile(file: string): boolean {
 }
 
 /**
- * Registers tsx's ESM loader in this process, once. Harmless when the process already runs under
- * tsx (`tsx src/cli/main.ts`, `node --import tsx`): the second registration compiles the same way.
+ * Registers tsx's ES module and CommonJS loaders in this process, once. Harmless when the process
+ * already runs under tsx (`tsx src/cli/main.ts`, `node --import tsx`): the second registration
+ * compiles the same way.
  *
  * @example
  *   if (isTypeScriptFile(file)) await ensureTypeScriptLoader();
  *   await import(pathToFileURL(file).href);
  */
 export function ensureTypeScriptLoader(): Promise<void> {
-  registered ??= import('tsx/esm/api').then(({ register }) => {
-    register();
+  registered ??= Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]).then(([esm, cjs]) => {
+    esm.register();
+    cjs.register();
   });
   return registered;
 }

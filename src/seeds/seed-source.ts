@@ -1,13 +1,12 @@
 /**
  * Seed files: Knex-format modules (`export async function seed(knex)`) in a directory, run in name
- * order. Loaded like migrations (TypeScript through tsx only when a .ts seed is imported).
+ * order. Loaded as Knex loads them, like migrations (load-module.ts; tsx only for a .ts seed).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { UsageError } from '../errors.ts';
-import { ensureTypeScriptLoader, isTypeScriptFile } from '../migration/typescript-loader.ts';
+import { exportedMember, loadModuleLikeKnex } from '../migration/load-module.ts';
 
 export interface SeedModule {
   seed(knex: Knex): Promise<unknown>;
@@ -38,13 +37,11 @@ export async function loadSeeds(directory: string): Promise<Seed[]> {
   const seeds: Seed[] = [];
   for (const name of names) {
     const file = path.join(directory, name);
-    if (isTypeScriptFile(file)) await ensureTypeScriptLoader();
-    const imported = (await import(pathToFileURL(file).href)) as Partial<SeedModule> & { default?: Partial<SeedModule> };
-    const module = typeof imported.seed === 'function' ? imported : imported.default;
-    if (!module || typeof module.seed !== 'function') {
+    const seed = exportedMember(await loadModuleLikeKnex(file), 'seed');
+    if (typeof seed !== 'function') {
       throw new UsageError(`${file} is not a seed: it must export an async function seed(knex). Nothing was changed.`);
     }
-    seeds.push({ name, module: module as SeedModule });
+    seeds.push({ name, module: { seed: seed as SeedModule['seed'] } });
   }
   return seeds;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { syncClerk, type SyncClerkResult } from '../../clerk/sync-clerk.ts';
+import type { SyncClerkResult } from '../../clerk/sync-clerk.ts';
 import { UsageError } from '../../errors.ts';
 import { withDatabase } from '../context.ts';
 import type { Register } from '../register.ts';
@@ -25,6 +25,7 @@ export const registerClerkCommands: Register = (program: Command, run) => {
           if (!secretKey) {
             throw new UsageError('sync:clerk needs CLERK_SECRET_KEY (Clerk dashboard → API keys → Secret keys), in the environment or in .env. Nothing was changed.');
           }
+          const { syncClerk } = await import('../../clerk/sync-clerk.ts');
           const result = await syncClerk(db.knex, {
             secretKey,
             apiUrl,

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/load-config.ts';
 import type { Register } from '../register.ts';
 
 export const registerMakeCommands: Register = (program: Command, run) => {
@@ -12,6 +11,7 @@ export const registerMakeCommands: Register = (program: Command, run) => {
       .option('--json', 'print the result as JSON on stdout')
       .action((name: string, flags: { json?: boolean }) =>
         run(`migrate:make:${tree}`, flags, async (output) => {
+          const { loadConfig } = await import('../../config/load-config.ts');
           const config = loadConfig({ requireDatabase: false });
           const { makeMigration } = await import('../../migration/make-migration.ts');
           const file = makeMigration(tree === 'master' ? config.masterMigrationsDir : config.tenantMigrationsDir, name);
@@ -31,6 +31,7 @@ export const registerMakeCommands: Register = (program: Command, run) => {
     .option('--json', 'print the result as JSON on stdout')
     .action((name: string, flags: { json?: boolean; master?: boolean }) =>
       run('migrate:make:seed', flags, async (output) => {
+        const { loadConfig } = await import('../../config/load-config.ts');
         const config = loadConfig({ requireDatabase: false, requireMigrationDirs: false });
         const { makeSeed } = await import('../../migration/make-migration.ts');
         const file = makeSeed(flags.master ? config.masterSeedsDir : config.tenantSeedsDir, name);
