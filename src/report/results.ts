@@ -85,6 +85,13 @@ export interface StatusResult {
      * (a restored schema, a stock-Knex rollback). `migrate:tenants --verify` corrects them.
      */
     driftedOrgIds?: string[];
+    /** TENANT_ROLES=on: tenants without their role (`migrate:tenants` creates it). */
+    missingRoleOrgIds?: string[];
+    /**
+     * TENANT_ROLES=on with `--verify`: tenants whose role lacks a privilege, holds one on the
+     * bookkeeping or CREATE on the schema, or owns anything (`migrate:tenants --verify` re-grants).
+     */
+    grantDriftOrgIds?: string[];
   };
   /** `tid_…` schemas with no registry row. */
   orphanSchemas: string[];

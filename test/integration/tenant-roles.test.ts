@@ -42,7 +42,8 @@ async function toolTables(): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
-describe('per-tenant roles (tool: non-superuser with CREATEROLE; app: its own login role)', () => {
+// CLI runs start a process each: generous limits for a loaded machine.
+describe('per-tenant roles (tool: non-superuser with CREATEROLE; app: its own login role)', { timeout: 240_000 }, () => {
   const tree = copyTree('tenant-basic', 2); // org_users, notes
   const options = () => ({ directory: tree, roles: roles.settings, concurrency: 2 });
 

@@ -74,7 +74,7 @@ export function useRoleLogins(db: FreshDatabase, options: { appInherit?: boolean
     });
     // Before 15, PUBLIC may create in public: the preflight refuses that, so a test would revoke it.
     if (serverVersion < 150000) await db.knex().raw('revoke create on schema public from public');
-  });
+  }, 120_000);
   afterAll(async () => {
     await Promise.allSettled([...instances.values()].map((instance) => instance.destroy()));
     instances.clear();
@@ -87,7 +87,7 @@ export function useRoleLogins(db: FreshDatabase, options: { appInherit?: boolean
       );
       for (const { rolname } of rows) await client.query(`drop role if exists ${quoteIdent(rolname)}`).catch(() => {});
     });
-  });
+  }, 180_000);
 
   return {
     toolRole,
