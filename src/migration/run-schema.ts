@@ -24,7 +24,7 @@ import { READ_COMMITTED } from '../db/isolation.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { isConnectionError, isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
 import { relationExists } from '../db/relation-exists.ts';
-import { applyTenantGrants, type TenantGrants } from '../roles/grants.ts';
+import { applyTenantGrants, tenantRoleRefusal, type TenantGrants } from '../roles/grants.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { describeError } from './describe-error.ts';
@@ -462,6 +462,7 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       }
       // Refused even when the migration caught the refusal: it meant to undo its work.
       if (guard?.heldBack !== undefined) throw new StepError(name, run.direction, new Error(undoRefusal(guard.heldBack.trim())));
+      failure ??= tenantRoleRefusal(run.grants, log.sent.slice(from)); // per-tenant roles: src/roles/grants.ts
       if (failure !== undefined) {
         // After a COMMIT of its own, what it sent before that stays: the tenant is not untouched.
         const committed = await firstTransactionEnd(log.sent.slice(from), COMMITS_TRANSACTION);

@@ -34,6 +34,8 @@ export const BOOKKEEPING_SEQUENCES = [`${MIGRATIONS_TABLE}_id_seq`, `${MIGRATION
 export interface TenantGrants {
   schema: string;
   role: string;
+  /** The prefix every tenant role of the database shares (naming.ts). */
+  prefix: string;
   statements: readonly string[];
 }
 
@@ -51,6 +53,7 @@ export function tenantGrants(schema: string, role: string): TenantGrants {
   return {
     schema,
     role,
+    prefix: role.slice(0, role.length - schema.length),
     statements: [
       `grant usage on schema ${s} to ${r}`,
       `grant ${TABLE_PRIVILEGES.join(', ').toLowerCase()} on all tables in schema ${s} to ${r}`,
@@ -71,4 +74,24 @@ export function tenantGrants(schema: string, role: string): TenantGrants {
 export async function applyTenantGrants(trx: Knex | Knex.Transaction, grants: TenantGrants | undefined): Promise<void> {
   if (!grants) return;
   await trx.raw(grants.statements.join(';\n'));
+}
+
+/**
+ * A migration runs for every tenant alike, and its SQL is learned and replayed for other tenants:
+ * one that names a tenant role (its own or another's) would grant one tenant's privileges to the
+ * next, or revoke them. Refused — the grants above are the only ones tenant roles get from here.
+ *
+ * @returns an Error naming the statement when a statement (or a bound value) names a tenant role.
+ */
+export function tenantRoleRefusal(grants: TenantGrants | undefined, sent: readonly { sql: string; bindings: readonly unknown[] }[]): Error | undefined {
+  if (!grants) return undefined;
+  const prefix = grants.prefix.toLowerCase();
+  const named = sent.find((statement) => statement.sql.toLowerCase().includes(prefix) || statement.bindings.some((value) => typeof value === 'string' && value.toLowerCase().includes(prefix)));
+  if (named) {
+    return new Error(
+      `it names a tenant role (${grants.prefix}…) in "${named.sql.slice(0, 120)}": tenant roles get their privileges from tenant-migrate alone, after every migration. ` +
+        'Grant shared tables to the group (TENANT_GROUP_ROLE) in a master migration instead.',
+    );
+  }
+  return undefined;
 }
