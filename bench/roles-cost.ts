@@ -60,7 +60,7 @@ export async function runRolesCost(db: ScratchDatabase, adminUrl: string, sizes:
   const app = `tm_bench_app_${suffix}`;
   const password = `pw-${crypto.randomBytes(8).toString('hex')}`;
   const version = await withClient(adminUrl, async (client) => {
-    const v = Number((await client.query<{ v: string }>('show server_version_num')).rows[0]!.v);
+    const v = Number((await client.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v);
     await client.query(`create role "${app}" login ${v < 160000 ? 'noinherit' : ''} password '${password}'`);
     return v;
   });

@@ -38,7 +38,8 @@ function clientMajor(): number {
 
 describe('per-tenant roles: preflight, status, deprovision, restore', { timeout: 240_000 }, () => {
   const tree = copyTree('tenant-basic', 2);
-  const env = (extra: Record<string, string> = {}) => ({ ...roles.env(extra), TENANT_MIGRATIONS_DIR: tree, MASTER_MIGRATIONS_DIR: tree });
+  const master = copyTree('master-basic', 0);
+  const env = (extra: Record<string, string> = {}) => ({ ...roles.env(extra), TENANT_MIGRATIONS_DIR: tree, MASTER_MIGRATIONS_DIR: master });
   const registryExists = async () => (await roles.tool().raw("select to_regclass('public.tenants') is not null as e")).rows[0].e as boolean;
 
   it('preflight: exit 2 with the reason and nothing written — app role missing, the tool itself, a tool without CREATEROLE; on PostgreSQL 15 an inheriting app role', async () => {

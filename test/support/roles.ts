@@ -64,7 +64,7 @@ export function useRoleLogins(db: FreshDatabase, options: { appInherit?: boolean
 
   beforeAll(async () => {
     await withAdminClient(async (client) => {
-      serverVersion = Number((await client.query<{ v: string }>('show server_version_num')).rows[0]!.v);
+      serverVersion = Number((await client.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v);
       // Before 16 a membership inherits by the member's attribute: the app role must be NOINHERIT.
       const inherit = options.appInherit ?? serverVersion >= 160000;
       await client.query(`create role ${quoteIdent(toolRole)} login createrole password '${password}'`);
