@@ -2,9 +2,11 @@
  * `pnpm bench --roles [--sizes 1000,10000]`: what per-tenant roles (issue 21) cost the application
  * and provisioning. At each fleet size, on a migrated fleet laid with the floor SQL (not timed):
  *
- * - `withTenant` latency (one `select count(*)` per call, random tenants, one client after another
- *   on a warm pool of 4), roles off (the owner's login, today's set-up) and on (the application's
- *   own login role, `SET LOCAL ROLE` in the same round trip);
+ * - `withTenant` latency (one `select count(*)` per call, random tenants, one call after another
+ *   on a warm pool of 4): off is the statement withTenant sent before roles (the owner's login,
+ *   today's set-up), on is withTenant as the application's own login role (`SET LOCAL ROLE` in
+ *   the same round trip) — called in alternation on the same database, so a busy machine weighs
+ *   on both alike;
  * - the first call on each pooled connection after a provisioning: every role change invalidates
  *   the role-membership cache in every backend, so the next `SET ROLE` rebuilds it — with 10,000
  *   roles that is the price to watch;
@@ -44,7 +46,7 @@ export interface Percentiles {
   n: number;
 }
 
-const CALLS = 2000;
+const CALLS = 1000;
 const PROVISION_BATCH = 40;
 const ROUNDS_AFTER_PROVISION = 10;
 const STREAM_MS = 8000;
@@ -87,30 +89,28 @@ async function measureSize(db: ScratchDatabase, size: number, app: string, passw
   const asApp = knexFactory({ client: 'pg', connection: appUrl.toString(), pool: { min: 4, max: 4 } });
   const tool = knexFactory({ client: 'pg', connection: db.url, pool: { min: 0, max: 5 } });
   try {
-    // Roles off: the owner's login, search_path only (today's set-up).
-    const off = await steady(owner, tenants);
-    const offFirst = await firstAfterProvision(tool, owner, tenants, { enabled: false }, 'off');
-    const offStream = await duringProvisioning(tool, owner, tenants, { enabled: false }, 'offs');
-    const offProvision = await provisionSeconds(tool, { enabled: false }, 'offp');
-    log(`[roles ${size}] off: p50 ${off.p50.toFixed(3)} ms, p99 ${off.p99.toFixed(3)} ms; first after provisioning p50 ${offFirst.p50.toFixed(3)} ms`);
-
+    // The fleet's roles first: "off" below is today's withTenant statement (search_path only, as
+    // the owner) and "on" is withTenant as the application's login role, called in alternation on
+    // the same database, so both see the same machine (this one is shared and busy).
     const started = performance.now();
     await layRoles(db.url, db.name, tenants, app, version);
     const layRolesSeconds = (performance.now() - started) / 1000;
     log(`[roles ${size}] roles and grants laid for ${size} tenants in ${layRolesSeconds.toFixed(1)} s`);
-    const on = await steady(asApp, tenants);
-    const onFirst = await firstAfterProvision(tool, asApp, tenants, settings, 'on');
-    const onStream = await duringProvisioning(tool, asApp, tenants, settings, 'ons');
-    const onProvision = await provisionSeconds(tool, settings, 'onp');
-    log(`[roles ${size}] on:  p50 ${on.p50.toFixed(3)} ms, p99 ${on.p99.toFixed(3)} ms; first after provisioning p50 ${onFirst.p50.toFixed(3)} ms`);
-    return {
-      size,
-      steady: { off, on },
-      firstAfterProvision: { off: offFirst, on: onFirst },
-      duringProvisioning: { off: offStream, on: onStream },
-      provisionSeconds: { off: offProvision, on: onProvision },
-      layRolesSeconds,
+    const off: Call = (tenant) => timedOffCall(owner, tenant);
+    const on: Call = (tenant) => timedCall(asApp, tenant);
+    const steadyTimes = await alternating(tenants, off, on);
+    log(`[roles ${size}] steady: off p50 ${steadyTimes.off.p50.toFixed(3)} ms, on p50 ${steadyTimes.on.p50.toFixed(3)} ms`);
+    const first = {
+      off: await firstAfterProvision(tool, off, tenants, { enabled: false }, 'off'),
+      on: await firstAfterProvision(tool, on, tenants, settings, 'on'),
     };
+    const stream = {
+      off: await duringProvisioning(tool, off, tenants, { enabled: false }, 'offs'),
+      on: await duringProvisioning(tool, on, tenants, settings, 'ons'),
+    };
+    const provision = { off: await provisionSeconds(tool, { enabled: false }, 'offp'), on: await provisionSeconds(tool, settings, 'onp') };
+    log(`[roles ${size}] first after provisioning p50 off ${first.off.p50.toFixed(3)} ms, on ${first.on.p50.toFixed(3)} ms; provisioning ${provision.off.toFixed(2)} s / ${provision.on.toFixed(2)} s`);
+    return { size, steady: steadyTimes, firstAfterProvision: first, duringProvisioning: stream, provisionSeconds: provision, layRolesSeconds };
   } finally {
     await Promise.all([owner.destroy(), asApp.destroy(), tool.destroy()]);
   }
@@ -118,6 +118,21 @@ async function measureSize(db: ScratchDatabase, size: number, app: string, passw
 
 /** The statement every measured call runs inside withTenant. */
 const QUERY = 'select count(*) from tasks';
+
+type Call = (tenant: BenchTenant) => Promise<number>;
+
+/** withTenant before roles (what it sent until issue 21): the path and the schema check, as the owner. */
+async function timedOffCall(knex: Knex, tenant: BenchTenant): Promise<number> {
+  const started = performance.now();
+  await knex.transaction(async (trx) => {
+    await trx.raw(
+      `select set_config('search_path', quote_ident(?) || ', public', true) is not null and to_regnamespace(quote_ident(?)) is not null as found`,
+      [tenant.schema, tenant.schema],
+    );
+    await trx.raw(QUERY);
+  });
+  return performance.now() - started;
+}
 
 async function timedCall(knex: Knex, tenant: BenchTenant): Promise<number> {
   const started = performance.now();
@@ -129,28 +144,35 @@ function pick(tenants: readonly BenchTenant[]): BenchTenant {
   return tenants[Math.floor(Math.random() * tenants.length)]!;
 }
 
-async function steady(knex: Knex, tenants: readonly BenchTenant[]): Promise<Percentiles> {
-  for (let i = 0; i < 200; i++) await timedCall(knex, pick(tenants)); // warm the pool and caches
-  const times: number[] = [];
-  for (let i = 0; i < CALLS; i++) times.push(await timedCall(knex, pick(tenants)));
-  return percentiles(times);
+/** Off and on in alternation, call by call, after a warm-up of both. */
+async function alternating(tenants: readonly BenchTenant[], off: Call, on: Call): Promise<{ off: Percentiles; on: Percentiles }> {
+  for (let i = 0; i < 100; i++) {
+    await off(pick(tenants));
+    await on(pick(tenants));
+  }
+  const times = { off: [] as number[], on: [] as number[] };
+  for (let i = 0; i < CALLS; i++) {
+    times.off.push(await off(pick(tenants)));
+    times.on.push(await on(pick(tenants)));
+  }
+  return { off: percentiles(times.off), on: percentiles(times.on) };
 }
 
 /**
  * After each provisioning, one call on each of the pool's 4 connections at once (4 concurrent
- * calls take 4 distinct connections): the first `SET ROLE` after the role change.
+ * calls take 4 distinct connections): with roles, the first `SET ROLE` after the role change.
  */
-async function firstAfterProvision(tool: Knex, knex: Knex, tenants: readonly BenchTenant[], roles: RolesSettings, tag: string): Promise<Percentiles> {
+async function firstAfterProvision(tool: Knex, call: Call, tenants: readonly BenchTenant[], roles: RolesSettings, tag: string): Promise<Percentiles> {
   const times: number[] = [];
   for (let round = 0; round < ROUNDS_AFTER_PROVISION; round++) {
-    await Promise.all(Array.from({ length: 4 }, () => timedCall(knex, pick(tenants)))); // all four connections warm
+    await Promise.all(Array.from({ length: 4 }, () => call(pick(tenants)))); // all four connections warm
     await provisionTenant(tool, [`org_first_${tag}_${round}`], { directory: FIXTURE_DIR, roles });
-    times.push(...(await Promise.all(Array.from({ length: 4 }, () => timedCall(knex, pick(tenants))))));
+    times.push(...(await Promise.all(Array.from({ length: 4 }, () => call(pick(tenants))))));
   }
   return percentiles(times);
 }
 
-async function duringProvisioning(tool: Knex, knex: Knex, tenants: readonly BenchTenant[], roles: RolesSettings, tag: string): Promise<Percentiles> {
+async function duringProvisioning(tool: Knex, call: Call, tenants: readonly BenchTenant[], roles: RolesSettings, tag: string): Promise<Percentiles> {
   let stop = false;
   let n = 0;
   const stream = (async () => {
@@ -158,7 +180,7 @@ async function duringProvisioning(tool: Knex, knex: Knex, tenants: readonly Benc
   })();
   const times: number[] = [];
   const until = performance.now() + STREAM_MS;
-  while (performance.now() < until) times.push(await timedCall(knex, pick(tenants)));
+  while (performance.now() < until) times.push(await call(pick(tenants)));
   stop = true;
   await stream;
   return percentiles(times);
