@@ -81,14 +81,15 @@ export async function existingTenantRoles(knex: Knex): Promise<{ prefix: string;
 }
 
 /**
- * Roles off: drops every tenant role of the database, each in a transaction of its own (what it
- * still owns goes to the tool, its privileges are revoked). Returns the schemas whose role was
- * dropped. Nothing to do — the usual case — costs one query.
+ * Roles explicitly off (`TENANT_ROLES=off`, or `roles: { enabled: false, off: true }`): drops every
+ * tenant role of the database, each in a transaction of its own (what it still owns goes to the
+ * tool, its privileges are revoked). Returns the schemas whose role was dropped. Unset: nothing.
  *
  * @example const dropped = await dropTenantRoles(knex); // Set { 'tid_cf4116b064', … }
  */
 export async function dropTenantRoles(knex: Knex, options: { roles?: RolesSettings }): Promise<Set<string>> {
-  if (rolesOf(options).enabled) return new Set();
+  const settings = rolesOf(options);
+  if (settings.enabled || !settings.off) return new Set();
   const { prefix, schemas } = await existingTenantRoles(knex);
   const dropped = new Set<string>();
   for (const schema of schemas) {

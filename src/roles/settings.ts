@@ -8,6 +8,12 @@ import { UsageError } from '../errors.ts';
 export interface RolesSettings {
   /** `TENANT_ROLES=on`: every tenant gets a NOLOGIN role of its own, assumed by `withTenant`. */
   enabled: boolean;
+  /**
+   * `TENANT_ROLES=off` said explicitly: `migrate:tenants` then drops the tenant roles left from when
+   * it was on. Unset leaves them alone — a job that merely lacks the variable must not strip the
+   * fleet's isolation.
+   */
+  off?: boolean;
   /** `TENANT_APP_ROLE`: the application's login role, made a member of every tenant role (never inheriting). */
   appRole?: string;
   /** `TENANT_GROUP_ROLE`: the group every tenant role belongs to; default `tm_tenants_<db hash>`. */
@@ -35,7 +41,7 @@ export function readRolesSettings(env: NodeJS.ProcessEnv): RolesSettings {
     );
   }
   if (appRole !== undefined && appRole === groupRole) throw new UsageError('TENANT_APP_ROLE and TENANT_GROUP_ROLE must be two different roles.');
-  return { enabled, ...(appRole ? { appRole } : {}), ...(groupRole ? { groupRole } : {}) };
+  return { enabled, ...(raw === 'off' ? { off: true } : {}), ...(appRole ? { appRole } : {}), ...(groupRole ? { groupRole } : {}) };
 }
 
 function readRoleName(env: NodeJS.ProcessEnv, variable: string): string | undefined {

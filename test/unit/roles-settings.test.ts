@@ -7,6 +7,7 @@ import { defaultGroupRoleName, tenantRoleName, tenantRolePrefix, tenantSchemaNam
 describe('TENANT_ROLES, TENANT_APP_ROLE, TENANT_GROUP_ROLE', () => {
   it('default off; on needs the app role; each value validated', () => {
     expect(readRolesSettings({})).toEqual({ enabled: false });
+    expect(readRolesSettings({ TENANT_ROLES: 'off' })).toEqual({ enabled: false, off: true });
     expect(readRolesSettings({ TENANT_ROLES: 'ON', TENANT_APP_ROLE: 'app' })).toEqual({ enabled: true, appRole: 'app' });
     expect(() => readRolesSettings({ TENANT_ROLES: 'yes' })).toThrow(/TENANT_ROLES must be "on" or "off"/);
     expect(() => readRolesSettings({ TENANT_ROLES: 'on' })).toThrow(/needs TENANT_APP_ROLE/);
