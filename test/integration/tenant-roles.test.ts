@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import { describe, expect, it } from 'vitest';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
+import { rollbackTenants } from '../../src/tenants/rollback-tenants.ts';
 import { forEachTenant } from '../../src/tenants/for-each-tenant.ts';
 import { tenantRoleName, tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
@@ -114,6 +115,18 @@ describe('per-tenant roles (tool: non-superuser with CREATEROLE; app: its own lo
       });
       expect(labels).toEqual([org]);
     }
+  });
+
+  it('a rollback (the down route) and the migration again keep the grants', async () => {
+    const undone = await rollbackTenants(roles.tool(), options());
+    expect(undone.summary).toMatchObject({ rolledBack: 2 });
+    expect(await withTenant(roles.app(), A, (trx) => trx('notes').pluck('body'))).toEqual([`note of ${A}`]);
+    const again = await migrateTenants(roles.tool(), options());
+    expect(again.summary).toMatchObject({ migrated: 2 });
+    expect(await withTenant(roles.app(), B, async (trx) => {
+      await trx('tags').insert({ label: 'again' });
+      return trx('tags').pluck('label');
+    })).toEqual(['again']);
   });
 
   it('a tenant provisioned before roles were on is refused by withTenant, then gets its role and grants at the next migrate:tenants', async () => {
