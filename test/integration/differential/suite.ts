@@ -155,7 +155,7 @@ export function defineDifferentialSuite(fastPath: boolean, { roles = false }: { 
   afterAll(async () => {
     await referenceKnex?.destroy();
     await reference?.drop();
-  });
+  }, 180_000); // dropping hundreds of schemas' files takes minutes on a busy disk
   afterEach(async () => {
     await expectNoLeftovers(tool.knex());
     await expectNoLeftovers(referenceKnex);
