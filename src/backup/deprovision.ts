@@ -23,6 +23,7 @@ import type { TenantRecord } from '../tenants/registry.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
 import { selectTenants } from '../tenants/select-tenants.ts';
 import { fileSafeOrgId, sha256Of, type BackupManifest } from './manifest.ts';
+import { dropRoleOfSchema } from '../roles/tenant-role.ts';
 import { findTool, libpqEnvironment, runTool } from './pg-tools.ts';
 
 export interface DeprovisionOptions {
@@ -175,6 +176,8 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
     await knex.transaction(
       async (trx) => {
         await trx.raw('drop schema if exists ?? cascade', [tenant.schema]);
+        // Per-tenant roles: the tenant's role goes in the same transaction, after the backup.
+        await dropRoleOfSchema(trx, tenant.schema);
         await trx(registry.table).withSchema(registry.schema).where({ schema_name: tenant.schema }).delete();
       },
       { isolationLevel: 'read committed', connection },

@@ -21,6 +21,8 @@ import { registryOf } from '../tenants/options.ts';
 import { ensureRegistry, insertTenantSql } from '../tenants/registry.ts';
 import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
 import { readManifest, sha256Of } from './manifest.ts';
+import { fleetRoles } from '../roles/fleet-roles.ts';
+import type { RolesSettings } from '../roles/settings.ts';
 import { findTool, libpqEnvironment, type FoundTool } from './pg-tools.ts';
 
 export interface RestoreOptions {
@@ -29,6 +31,8 @@ export interface RestoreOptions {
   /** The tenant tree, to say what the restored tenant is behind on. Default migrations/tenant. */
   directory?: string;
   registry?: RegistryTable;
+  /** Per-tenant roles; default from the environment (TENANT_ROLES …). */
+  roles?: RolesSettings;
 }
 
 export interface RestoreResult {
@@ -62,6 +66,8 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
     throw new UsageError('This backup is a pg_dump archive: restoring it needs pg_restore and a server it can reach, not the embedded server (DATABASE_URL=embedded, PGlite). Nothing was changed.');
   }
   const registry = registryOf(options);
+  // TENANT_ROLES=on: the preflight refuses (exit 2) before anything is written.
+  const roles = await fleetRoles(knex, options, [manifest.schema]);
   await ensureRegistry(knex, registry);
   const { rows } = await knex.raw<{ rows: { registered: boolean; schemaExists: boolean; num: string }[] }>(
     `select exists (select 1 from ${registrySql(registry)} where org_id = ? or schema_name = ?) as registered,
@@ -72,11 +78,16 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   const state = rows[0]!;
   if (state.registered) throw new UsageError(`${printableOrgId(manifest.orgId)} (or its schema ${manifest.schema}) is registered: restore only brings back a deprovisioned org. Nothing was changed.`);
   if (state.schemaExists) throw new UsageError(`The schema ${manifest.schema} exists: drop it (or deprovision it) before restoring over it. Nothing was changed.`);
+  // The role and its memberships before the data (the dump's own GRANTs name it); its grants after,
+  // in the restore's transaction, so a restored tenant is never reachable without them.
+  if (roles.ctx) await roles.ensure(manifest.schema);
+  const grants = roles.grantsOf(manifest.schema)?.statements.map((statement) => `${statement};\n`).join('') ?? '';
   const [lockClass, lockId] = schemaLockKey(manifest.schema);
   const lock = `select pg_advisory_xact_lock(${lockClass}, ${lockId});\n`;
   const registryRow = `${insertTenantSql(registry, manifest.orgId, manifest.schema)};
       update ${registrySql(registry)} set migration_version = (select max(name) from "${manifest.schema}".knex_migrations),
-             migration_count = (select count(*) from "${manifest.schema}".knex_migrations) where schema_name = '${manifest.schema}';`;
+             migration_count = (select count(*) from "${manifest.schema}".knex_migrations) where schema_name = '${manifest.schema}';
+      ${grants}`;
   if (manifest.format === 'plain') {
     await replayPlainDump(knex, fs.readFileSync(dumpFile, 'utf8'), lock, registryRow);
   } else {

@@ -60,7 +60,8 @@ export function tenantLine(result: TenantResult, command?: string): string {
   else if (result.status === 'rolled-back') what = `rolled back ${result.migrations.join(', ')}`;
   else what = `${result.status}${migrations}`;
   const wave = result.wave === undefined ? '' : ` ${pc.dim(`[wave ${result.wave}]`)}`;
-  return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what} ${pc.dim(`${result.ms} ms`)}${wave}`;
+  const role = result.role === undefined ? '' : `; tenant role ${result.role}`;
+  return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what}${role} ${pc.dim(`${result.ms} ms`)}${wave}`;
 }
 
 /**
@@ -158,6 +159,8 @@ const SUMMARY_WORDS: [keyof FleetResult['summary'], string][] = [
   ['unchanged', 'unchanged (nothing to undo there)'],
   ['failed', 'failed'],
   ['skipped', 'skipped (not started after the first failure; use --continue-on-error to go on)'],
+  ['rolesCreated', 'tenant roles created'],
+  ['rolesDropped', 'tenant roles dropped (TENANT_ROLES=off)'],
 ];
 
 export function fleetSummaryLine(result: FleetResult): string {

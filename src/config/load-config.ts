@@ -10,6 +10,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { isCitusSetting, type CitusSetting } from '../citus/detect.ts';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
+import { readRolesSettings, type RolesSettings } from '../roles/settings.ts';
 
 /** What a connection error may show: everything but the password. */
 export interface ConnectionLabel {
@@ -51,6 +52,8 @@ export interface Config {
   acquireTimeoutMs: number;
   /** The tenant registry (`TENANT_REGISTRY_TABLE`, default public.tenants). */
   registryTable: RegistryTable;
+  /** `TENANT_ROLES`, `TENANT_APP_ROLE`, `TENANT_GROUP_ROLE` (src/roles/settings.ts). */
+  roles: RolesSettings;
 }
 
 export interface ClerkConfig {
@@ -120,6 +123,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     clerk: readClerk(env),
     acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
     registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
+    roles: readRolesSettings(env),
   };
 }
 

@@ -120,6 +120,20 @@ function droppedExistingTable(statement: StatementNode, context: RuleContext): b
   return names.some((name) => !context.createdHere.has(name));
 }
 
+/** Options of a statement (`WITH (…)` of a view, the clauses of a function) by name → the DefElem. */
+const optionsOf = (node: Node | undefined): Map<string, Node> =>
+  new Map(((node?.options as { DefElem: Node }[] | undefined) ?? []).map((option) => [String(option.DefElem.defname).toLowerCase(), option.DefElem]));
+
+/** `security_invoker` given with no value, or a true one (`true`, `on`, `1`, `yes`). */
+const invokerRights = (view: Node | undefined): boolean => {
+  const option = optionsOf(view).get('security_invoker');
+  if (!option) return false;
+  const arg = option.arg as { String?: { sval: string }; Integer?: { ival?: number }; Boolean?: { boolval?: boolean } } | undefined;
+  if (!arg) return true;
+  if (arg.String) return ['true', 'on', 'yes', '1'].includes(arg.String.sval.toLowerCase());
+  return Boolean(arg.Integer?.ival ?? arg.Boolean?.boolval);
+};
+
 export const RULES: readonly Rule[] = [
   {
     id: 'not-null-without-default',
@@ -206,6 +220,23 @@ export const RULES: readonly Rule[] = [
     reason: 'an extension is database-wide: creating it from the tenant tree races between tenants and lands in the first tenant schema',
     fix: 'create it once in the master tree (CREATE EXTENSION IF NOT EXISTS … in public)',
     check: (statement) => statement.CreateExtensionStmt !== undefined,
+  },
+  {
+    id: 'view-with-owner-rights',
+    trees: ['master', 'tenant'],
+    reason: "a view reads its tables with its owner's privileges (tenant-migrate's role owns them all): through it a tenant role reaches what it could not read itself — another tenant's rows, the registry (TENANT_ROLES=on, docs/isolation.md)",
+    fix: 'CREATE VIEW … WITH (security_invoker = true) (PostgreSQL 15+), so the view reads with the privileges of whoever queries it',
+    check: (statement) => statement.ViewStmt !== undefined && !invokerRights(statement.ViewStmt),
+  },
+  {
+    id: 'security-definer-function',
+    trees: ['master', 'tenant'],
+    reason: "a SECURITY DEFINER function runs with its owner's privileges (tenant-migrate's role owns every tenant schema): any tenant role that may call it reaches what its owner can (TENANT_ROLES=on, docs/isolation.md)",
+    fix: 'leave it SECURITY INVOKER (the default); if it must be DEFINER, pin its search_path (SET search_path = …) and REVOKE EXECUTE … FROM PUBLIC, granting it only to the roles that need it',
+    check: (statement) => {
+      const security = optionsOf(statement.CreateFunctionStmt ?? (statement.AlterFunctionStmt as Node | undefined) ?? undefined).get('security');
+      return (security?.arg as { Boolean?: { boolval?: boolean } } | undefined)?.Boolean?.boolval === true;
+    },
   },
 ];
 

@@ -15,6 +15,9 @@ import { directorySource } from '../migration/source.ts';
 import type { MasterResult } from '../report/results.ts';
 import { ensureRegistry } from '../tenants/registry.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
+import { ensureGroupRole } from '../roles/tenant-role.ts';
+import { preflightRoles } from '../roles/preflight.ts';
+import { rolesOf, type RolesSettings } from '../roles/settings.ts';
 
 export interface MasterOptions {
   /** The master migrations directory. Defaults to `migrations/master`. */
@@ -22,6 +25,11 @@ export interface MasterOptions {
   onWarning?(message: string): void;
   /** The tenant registry (created by migrate:master). Default public.tenants. */
   registry?: RegistryTable;
+  /**
+   * Per-tenant roles: with TENANT_ROLES=on, migrate:master checks the roles first (exit 2) and
+   * creates the group, so master migrations can grant shared tables to it. Default from the environment.
+   */
+  roles?: RolesSettings;
 }
 
 /**
@@ -33,6 +41,8 @@ export interface MasterOptions {
  *   result.migrations; // ['20260101000000_enable_vector.ts', …]
  */
 export async function migrateMaster(knex: Knex, options: MasterOptions = {}): Promise<MasterResult> {
+  const roles = rolesOf(options);
+  if (roles.enabled) await ensureGroupRole(knex, await preflightRoles(knex, roles));
   await ensureRegistry(knex, options.registry);
   return runMaster(knex, 'migrate:master', { direction: 'up' }, options);
 }

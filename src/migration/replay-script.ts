@@ -26,6 +26,7 @@ import { isServerError } from '../db/transaction-outcome.ts';
 import { bookkeepingStatement, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { stateAfter, type AppliedState, type Plan } from './plan.ts';
 import type { MigrationSource } from './source.ts';
+import type { TenantGrants } from '../roles/grants.ts';
 
 /** What a caller predicts about a schema, and how to check it in the database. */
 export interface Expectation {
@@ -78,6 +79,8 @@ export interface ReplayRun {
   expect: Expectation;
   /** As in {@link import('./run-schema.ts').SchemaRun.finish}: the registry update around the bookkeeping. */
   finish?(knex: Knex, state: AppliedState, bookkeeping?: Knex.QueryBuilder): Knex.QueryBuilder;
+  /** The tenant role's grants (src/roles/grants.ts), after the DDL and before the bookkeeping. */
+  grants?: TenantGrants;
 }
 
 interface PgResult {
@@ -158,6 +161,7 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
       `end if; end ${DOLLAR_TAG}`,
     ...(run.expect.setUp ?? []),
     ...ddl,
+    ...(run.grants?.statements ?? []),
     record.toQuery(),
     'commit',
     ...fingerprint,

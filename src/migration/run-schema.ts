@@ -24,6 +24,7 @@ import { READ_COMMITTED } from '../db/isolation.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { isConnectionError, isServerError, transactionOutcome } from '../db/transaction-outcome.ts';
 import { relationExists } from '../db/relation-exists.ts';
+import { applyTenantGrants, tenantRoleRefusal, type TenantGrants } from '../roles/grants.ts';
 import { quoteIdentifier, searchPathFor } from '../db/quote.ts';
 import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { describeError } from './describe-error.ts';
@@ -76,6 +77,11 @@ export interface SchemaRun {
    * presence rules out the replay route, which runs no module.
    */
   complete?(trx: Knex.Transaction): Promise<void>;
+  /**
+   * With per-tenant roles (src/roles/): the tenant role's grants, sent after each unit's DDL and
+   * before its bookkeeping, on both routes. Never part of what is learned for replay.
+   */
+  grants?: TenantGrants;
   onWarning?(message: string): void;
 }
 
@@ -159,7 +165,7 @@ export class CommitUnknownError extends Error {
  */
 export async function runSchema(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   if (run.replay && run.expect && run.direction === 'up' && !run.complete) {
-    const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish });
+    const replay = replayScript(knex, { schema: run.schema, source: run.source, expect: run.expect, finish: run.finish, grants: run.grants });
     const sent = replay ? await runReplayScript(knex, replay.script) : undefined;
     if (replay && sent === 'committed') return { plan: replay.plan, via: 'replay' };
     // The modules route reads the tenant's state under its lock and does what is left: nothing, if
@@ -456,6 +462,7 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       }
       // Refused even when the migration caught the refusal: it meant to undo its work.
       if (guard?.heldBack !== undefined) throw new StepError(name, run.direction, new Error(undoRefusal(guard.heldBack.trim())));
+      failure ??= tenantRoleRefusal(run.grants, log.sent.slice(from)); // per-tenant roles: src/roles/grants.ts
       if (failure !== undefined) {
         // After a COMMIT of its own, what it sent before that stays: the tenant is not untouched.
         const committed = await firstTransactionEnd(log.sent.slice(from), COMMITS_TRANSACTION);
@@ -490,6 +497,7 @@ async function record(
   before: readonly string[],
 ): Promise<void> {
   const state = stateAfter(plan, applied, [...before, ...names]);
+  await applyTenantGrants(trx, run.grants);
   if (names.length === 0) {
     // Nothing to record — unless the registry disagrees with the schema's own bookkeeping (say a
     // tenant was migrated with stock Knex): correct it, or every run would find it "behind" again.

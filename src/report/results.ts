@@ -19,6 +19,8 @@ export interface TenantResult {
   ms: number;
   /** With canary waves: the wave (1-based) the tenant was in. */
   wave?: number;
+  /** Per-tenant roles (src/roles/): this run created the tenant's role, or dropped it (TENANT_ROLES=off). */
+  role?: 'created' | 'dropped';
 }
 
 /** One canary wave of a migrate:tenants run. */
@@ -41,6 +43,9 @@ export interface FleetSummary {
   unchanged?: number;
   failed?: number;
   skipped?: number;
+  /** Tenant roles this run created or dropped (TENANT_ROLES turned on or off). */
+  rolesCreated?: number;
+  rolesDropped?: number;
   ms: number;
 }
 
@@ -92,6 +97,13 @@ export interface StatusResult {
      * (a restored schema, a stock-Knex rollback). `migrate:tenants --verify` corrects them.
      */
     driftedOrgIds?: string[];
+    /** TENANT_ROLES=on: tenants without their role (`migrate:tenants` creates it). */
+    missingRoleOrgIds?: string[];
+    /**
+     * TENANT_ROLES=on with `--verify`: tenants whose role lacks a privilege, holds one on the
+     * bookkeeping or CREATE on the schema, or owns anything (`migrate:tenants --verify` re-grants).
+     */
+    grantDriftOrgIds?: string[];
   };
   /** `tid_…` schemas with no registry row. */
   orphanSchemas: string[];
@@ -125,5 +137,9 @@ export function summarize(tenants: readonly TenantResult[], ms: number): FleetSu
   for (const tenant of tenants) counts.set(SUMMARY_KEY[tenant.status], (counts.get(SUMMARY_KEY[tenant.status]) ?? 0) + 1);
   const ordered: Partial<FleetSummary> = {};
   for (const key of Object.values(SUMMARY_KEY)) if (counts.has(key)) ordered[key] = counts.get(key);
+  const created = tenants.filter((tenant) => tenant.role === 'created').length;
+  const dropped = tenants.filter((tenant) => tenant.role === 'dropped').length;
+  if (created > 0) ordered.rolesCreated = created;
+  if (dropped > 0) ordered.rolesDropped = dropped;
   return { total: tenants.length, ...ordered, ms };
 }

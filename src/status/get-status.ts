@@ -21,6 +21,8 @@ import type { StatusResult } from '../report/results.ts';
 import { TENANT_SCHEMA_PATTERN } from '../tenants/naming.ts';
 import { inspectRegistry, isUpToDate, refuseForeignTable } from '../tenants/registry.ts';
 import { DEFAULT_REGISTRY, registrySql, type RegistryTable } from '../tenants/registry-table.ts';
+import { readRoleStatus } from '../roles/role-status.ts';
+import { rolesOf, type RolesSettings } from '../roles/settings.ts';
 
 export interface StatusOptions {
   masterDirectory?: string;
@@ -32,6 +34,8 @@ export interface StatusOptions {
    * disagrees (`tenants.driftedOrgIds`): after a restore, or a schema changed with stock Knex.
    */
   verify?: boolean;
+  /** Per-tenant roles: with TENANT_ROLES=on, `missingRoleOrgIds` (and `grantDriftOrgIds` with verify). Default from the environment. */
+  roles?: RolesSettings;
 }
 
 interface FleetRow {
@@ -116,7 +120,11 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
   };
   const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
+  const roles = rolesOf(options).enabled ? await readRoleStatus(knex, live, { verify: Boolean(options.verify) }) : undefined;
+  if (roles) Object.assign(tenants, roles);
   const ok =
+    (roles?.missingRoleOrgIds.length ?? 0) === 0 &&
+    (roles?.grantDriftOrgIds?.length ?? 0) === 0 &&
     editedFiles.length === 0 &&
     master.pending.length === 0 &&
     master.missingFiles.length === 0 &&

@@ -6,7 +6,9 @@
 import type { Knex } from 'knex';
 import pLimit from 'p-limit';
 import { describeError } from '../migration/describe-error.ts';
+import { enterTenant } from '../roles/enter-tenant.ts';
 import { printableOrgId } from './naming.ts';
+import { missingRoleError } from './with-tenant.ts';
 import { collectWarnings, fleetConcurrency, registryOf, type TenantCommandOptions } from './options.ts';
 import { inspectRegistry, refuseForeignTable } from './registry.ts';
 import { selectTenants } from './select-tenants.ts';
@@ -67,13 +69,9 @@ export async function forEachTenant<T>(
             .transaction(
               async (trx) => {
                 // Local to the transaction, like the path.
-                const { rows } = await trx.raw<{ rows: { found: boolean }[] }>(
-                  `select set_config('search_path', quote_ident(?) || ', public', true) is not null
-                          and set_config('statement_timeout', ?, true) is not null
-                          and to_regnamespace(quote_ident(?)) is not null as found`,
-                  [schema, String(options.statementTimeoutMs ?? 0), schema],
-                );
-                if (!rows[0]?.found) throw new Error(`no schema ${schema} (registered, but missing: see \`status\`)`);
+                const entered = await enterTenant(trx, schema, { statement_timeout: String(options.statementTimeoutMs ?? 0) });
+                if (!entered.found) throw new Error(`no schema ${schema} (registered, but missing: see \`status\`)`);
+                if (entered.missingRole) throw missingRoleError(orgId, schema);
                 const value = await fn(trx, { orgId, schema });
                 if (options.rollback) throw new RolledBack(value);
                 return value;

@@ -13,6 +13,7 @@ import { isUpToDate, recordTenantState, type TenantRecord } from './registry.ts'
 import type { RegistryTable } from './registry-table.ts';
 import { recordRelease } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
+import { dropTenantRoles, fleetRoles, type FleetRoles } from '../roles/fleet-roles.ts';
 
 /**
  * Applies pending tenant migrations to every registered tenant (or those of `options.tenants`).
@@ -35,15 +36,21 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   const tenants = await selectTenants(knex, options.tenants, registry);
   const waves = await wavesOf(knex, tenants, source.names, options);
+  // TENANT_ROLES=on: the preflight refuses (exit 2) before anything is written.
+  const roles = await fleetRoles(knex, options, tenants.map((tenant) => tenant.schema));
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
   const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn);
   const concurrency = fleetConcurrency(knex, options, warn);
   await recordRelease(knex, registry, source.names);
   const verify = Boolean(options.verify) || (options.tenants?.length ?? 0) > 0;
+  // TENANT_ROLES=off: tenant roles left from when it was on are dropped (reported per tenant).
+  const dropped = await dropTenantRoles(knex, options);
   options.onStart?.(tenants.length);
 
-  const migrateOne = (tenant: TenantRecord) => migrateTenant(knex, source, tenant, { onWarning: warn, registry, replay: fastPathOf(options) });
+  const migrateOne = (tenant: TenantRecord) => migrateTenant(knex, source, tenant, { onWarning: warn, registry, replay: fastPathOf(options), roles });
+  // A tenant without its role (roles just turned on) is opened even when up to date: it gets both now.
+  const current = (tenant: TenantRecord) => isUpToDate(tenant, source.names) && !roles.missing.has(tenant.schema);
   const results: TenantResult[] = [];
   let failedWave: number | undefined;
   for (const [index, wave] of waves.entries()) {
@@ -63,13 +70,12 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
       await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
     }
     if (waves.length > 1) options.onWave?.({ kind: 'start', wave: number, waves: waves.length, tenants: wave.length });
-    const current = verify ? [] : wave.filter((tenant) => isUpToDate(tenant, source.names));
-    for (const tenant of current) {
+    for (const tenant of verify ? [] : wave.filter(current)) {
       const result = tag({ orgId: tenant.orgId, schema: tenant.schema, status: 'up-to-date', migrations: [], ms: 0 });
       options.onTenantDone?.(result);
       results.push(result);
     }
-    const opened = verify ? wave : wave.filter((tenant) => !isUpToDate(tenant, source.names));
+    const opened = verify ? wave : wave.filter((tenant) => !current(tenant));
     // Continue-on-error holds within a wave, never across waves.
     const ran = await runFleet(opened, migrateOne, {
       concurrency,
@@ -80,7 +86,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
     if (ran.some((result) => result.status === 'failed')) failedWave = number;
   }
   await checksums.sync(knex);
-  const result = fleetResult('migrate:tenants', tenants, results, started, warnings);
+  const result = fleetResult('migrate:tenants', tenants, results.map((r) => (dropped.has(r.schema) ? { ...r, role: 'dropped' as const } : r)), started, warnings);
   return waves.length > 1 ? { ...result, waves: waveSummaries(results, waves.length) } : result;
 }
 
@@ -136,8 +142,10 @@ export async function migrateTenant(
   knex: Knex,
   source: MigrationSource,
   tenant: TenantRecord,
-  { onWarning, registry, replay = true }: { onWarning?(message: string): void; registry?: RegistryTable; replay?: boolean } = {},
+  { onWarning, registry, replay = true, roles }: { onWarning?(message: string): void; registry?: RegistryTable; replay?: boolean; roles?: FleetRoles } = {},
 ) {
+  // The role and its memberships commit first, in a short transaction of their own (tenant-role.ts).
+  const role = roles?.missing.has(tenant.schema) ? await roles.ensure(tenant.schema) : undefined;
   const { plan } = await runSchema(knex, {
     schema: tenant.schema,
     source,
@@ -148,10 +156,11 @@ export async function migrateTenant(
     expect: isUpToDate(tenant, source.names) ? undefined : expectationOf(tenant, source),
     recorded: tenant,
     finish: recordTenantState(registry ?? registryOf({}), tenant.schema),
+    grants: roles?.grantsOf(tenant.schema),
     onWarning,
     replay,
   });
-  return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps };
+  return { status: plan.steps.length > 0 ? ('migrated' as const) : ('up-to-date' as const), migrations: plan.steps, ...(role ? { role } : {}) };
 }
 
 /**

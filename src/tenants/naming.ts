@@ -72,3 +72,42 @@ export function collisionError(orgId: string, existingOrgId: string, schema: str
       `${printableOrgId(orgId)} is refused; the tenant of ${printableOrgId(existingOrgId)} is untouched. Nothing was changed.`,
   );
 }
+
+/**
+ * Role names are cluster-wide while schemas belong to one database: every role tenant-migrate makes
+ * for a database starts with this prefix — `tm_` + the first 10 hex characters of sha256(database
+ * name) + `_` — so staging and production on one cluster (or a test suite's many databases) never
+ * share a role, and every role of one database sorts together (one index range in pg_authid).
+ *
+ * @example tenantRolePrefix('app') // → 'tm_' + 10 hex characters + '_'
+ */
+export function tenantRolePrefix(database: string): string {
+  return `tm_${createHash('sha256').update(database, 'utf8').digest('hex').slice(0, 10)}_`;
+}
+
+/**
+ * The NOLOGIN role a tenant's schema is granted to when `TENANT_ROLES=on`: the database's prefix +
+ * the schema name, 28 bytes (PostgreSQL allows 63). Computed from the database and org id alone,
+ * so `withTenant` never reads the registry to find it.
+ *
+ * @example tenantRoleName('app', 'tid_cf4116b064') // → 'tm_<10 hex>_tid_cf4116b064'
+ */
+export function tenantRoleName(database: string, schema: string): string {
+  return tenantRolePrefix(database) + schema;
+}
+
+/**
+ * The group every tenant role of a database belongs to, unless `TENANT_GROUP_ROLE` names another:
+ * `tm_tenants_<10 hex of the database>`. Deliberately outside the range of {@link tenantRolePrefix}
+ * (`t` sorts after every hex digit): the group outlives turning roles off (master migrations granted
+ * it shared tables), and a role in that range means "this database has tenant roles".
+ */
+export function defaultGroupRoleName(database: string): string {
+  return `tm_tenants_${createHash('sha256').update(database, 'utf8').digest('hex').slice(0, 10)}`;
+}
+
+/**
+ * The same prefix as {@link tenantRolePrefix}, computed by the server from `current_database()`:
+ * `withTenant` then needs neither the database's name nor a round trip to learn it.
+ */
+export const TENANT_ROLE_PREFIX_SQL = `'tm_' || left(encode(sha256(convert_to(current_database(), 'UTF8')), 'hex'), 10) || '_'`;

@@ -5,6 +5,7 @@ import { DEFAULT_CONCURRENCY } from '../config/load-config.ts';
 import { poolSizeOf } from '../db/connection.ts';
 import type { TenantResult } from '../report/results.ts';
 import { DEFAULT_REGISTRY, type RegistryTable } from './registry-table.ts';
+import type { RolesSettings } from '../roles/settings.ts';
 
 export interface TenantCommandOptions {
   /** The tenant migrations directory. Defaults to `migrations/tenant` under the working directory. */
@@ -38,6 +39,11 @@ export interface TenantCommandOptions {
    * `TENANT_MIGRATE_CITUS` says otherwise.
    */
   citus?: CitusSetting;
+  /**
+   * Per-tenant roles (src/roles/): default from `TENANT_ROLES`, `TENANT_APP_ROLE` and
+   * `TENANT_GROUP_ROLE` of the process.
+   */
+  roles?: RolesSettings;
 }
 
 /**

@@ -18,6 +18,7 @@ import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirect
 import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, type TenantRecord } from './registry.ts';
 import { registryName, registrySql, type RegistryTable } from './registry-table.ts';
 import { recordRelease } from './releases.ts';
+import { fleetRoles, type FleetRoles } from '../roles/fleet-roles.ts';
 
 export interface ProvisionOptions {
   /** Run the tenant seeds in each new org's provisioning transaction. */
@@ -49,8 +50,10 @@ export async function provisionTenant(
   const seeds = options.seed ? await loadSeeds(path.resolve(options.seedsDirectory ?? 'seeds/tenant')) : undefined;
   // On a Citus coordinator each new schema is made a distributed schema (src/citus/detect.ts).
   const distribute = await distributesSchemas(knex, citusSettingOf(options));
-  await ensureRegistry(knex, registry);
   const tenants = wanted.map((orgId) => ({ orgId, schema: tenantSchemaName(orgId), version: null, count: 0 }));
+  // TENANT_ROLES=on: the preflight refuses (exit 2) before anything is written.
+  const roles = await fleetRoles(knex, options, tenants.map((tenant) => tenant.schema));
+  await ensureRegistry(knex, registry);
   await refuseConflicts(knex, registry, tenants);
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
@@ -59,7 +62,7 @@ export async function provisionTenant(
   // Provisioning applies the whole tree: files no release covers yet are recorded as one first.
   await recordRelease(knex, registry, source.names);
   options.onStart?.(tenants.length);
-  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute, seeds }), {
+  const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute, seeds, roles }), {
     concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,
@@ -119,9 +122,11 @@ async function provisionOne(
   registry: RegistryTable,
   source: MigrationSource,
   tenant: TenantRecord,
-  { onWarning, replay, distribute, seeds }: { onWarning(message: string): void; replay: boolean; distribute: boolean; seeds?: readonly Seed[] },
+  { onWarning, replay, distribute, seeds, roles }: { onWarning(message: string): void; replay: boolean; distribute: boolean; seeds?: readonly Seed[]; roles: FleetRoles },
 ) {
   let created = false;
+  // The role and its memberships commit first, in a short transaction of their own (tenant-role.ts).
+  const role = await roles.ensure(tenant.schema);
   const createSchema = distribute ? [DISTRIBUTE_NEXT_SCHEMA] : [];
   const { plan, via } = await runSchema(knex, {
     schema: tenant.schema,
@@ -160,6 +165,7 @@ async function provisionOne(
       created = true;
     },
     finish: recordTenantState(registry, tenant.schema),
+    grants: roles.grantsOf(tenant.schema),
     // A new org's seeds, in the transaction that creates it (an org provisioned before is not reseeded).
     complete: seeds
       ? async (trx) => {
@@ -168,5 +174,5 @@ async function provisionOne(
       : undefined,
   });
   const status = created || via === 'replay' ? 'provisioned' : plan.steps.length > 0 ? 'migrated' : 'up-to-date';
-  return { status, migrations: plan.steps } as const;
+  return { status, migrations: plan.steps, ...(role ? { role } : {}) } as const;
 }

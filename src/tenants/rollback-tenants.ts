@@ -14,6 +14,7 @@ import { recordTenantState } from './registry.ts';
 import { newestHeldRelease, retireReleaseIfUndone, settleRollback, type Release } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
 import type { RegistryTable } from './registry-table.ts';
+import { fleetRoles } from '../roles/fleet-roles.ts';
 
 export { ROLLBACK_RULE } from './rollback-rule.ts';
 
@@ -69,6 +70,8 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   }
   const to = options.to === undefined ? undefined : undoTarget(source.names, options.to, 'tenant');
   const tenants = await selectTenants(knex, options.tenants, registry);
+  // TENANT_ROLES=on: the preflight refuses (exit 2) before anything is written.
+  const roles = await fleetRoles(knex, options, tenants.map((tenant) => tenant.schema));
   const { warnings, warn } = collectWarnings(options);
   // An applied file edited since stops the run here, before anything is written.
   const checksums = await checkTree(knex, 'tenant', source, tenantApplied(registry), warn, 'down');
@@ -88,6 +91,7 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   const results = await runFleet(
     tenants,
     async (tenant) => {
+      const role = roles.missing.has(tenant.schema) ? await roles.ensure(tenant.schema) : undefined;
       const { plan } = await runSchema(knex, {
         schema: tenant.schema,
         source,
@@ -96,9 +100,10 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
         hasBookkeeping: true, // provisioning created it
         recorded: tenant,
         finish: recordTenantState(registry, tenant.schema),
+        grants: roles.grantsOf(tenant.schema),
         onWarning: warn,
       });
-      return { status: plan.steps.length > 0 ? 'rolled-back' : 'unchanged', migrations: plan.steps };
+      return { status: plan.steps.length > 0 ? 'rolled-back' : 'unchanged', migrations: plan.steps, ...(role ? { role } : {}) };
     },
     { concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
   );

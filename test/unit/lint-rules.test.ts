@@ -25,6 +25,9 @@ const CASES: Case[] = [
   { rule: 'missing-lock-timeout', tree: 'master', unsafe: ['alter table "plans" add column "tier" text'], safe: ["select set_config('lock_timeout', '5s', true)", 'alter table "plans" add column "tier" text'] },
   { rule: 'tenant-schema-qualified', tree: 'tenant', unsafe: ['create table "other_tenant"."projects" ("id" int)'], safe: ['create table "projects" ("id" int, "plan_id" int references "public"."plans" ("id"))'] },
   { rule: 'tenant-create-extension', tree: 'tenant', unsafe: ['create extension if not exists "vector"'], safe: ['create table "t" ("embedding" vector(3))'] },
+  { rule: 'view-with-owner-rights', tree: 'tenant', unsafe: ['create view "open_notes" as select * from "notes"'], safe: ['create view "open_notes" with (security_invoker = true) as select * from "notes"'] },
+  { rule: 'view-with-owner-rights', tree: 'master', unsafe: ['create or replace view "v" with (security_invoker = off) as select 1'], safe: ['create or replace view "v" with (security_invoker) as select 1'] },
+  { rule: 'security-definer-function', tree: 'tenant', unsafe: ["create function f() returns int language sql security definer as 'select 1'"], safe: ["create function f() returns int language sql security invoker as 'select 1'"] },
 ];
 
 /** What a review found the rules got wrong (a false positive, or a statement they missed): each case fails without its fix. */

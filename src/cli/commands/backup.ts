@@ -47,6 +47,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
             pgBinDir: config.pgBinDir,
             directory: config.tenantMigrationsDir,
             registry: config.registryTable,
+            roles: config.roles,
           });
           output.result(result);
           if (output.json) output.document(result);

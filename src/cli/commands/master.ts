@@ -22,7 +22,7 @@ export const registerMasterCommands: Register = (program: Command, run) => {
           const { migrateMaster } = await import('../../master/master.ts');
           return report(
             output,
-            await migrateMaster(db.knex, { directory: config.masterMigrationsDir, registry: config.registryTable, onWarning: output.warn }),
+            await migrateMaster(db.knex, { directory: config.masterMigrationsDir, registry: config.registryTable, roles: config.roles, onWarning: output.warn }),
           );
         }),
       ),

@@ -27,6 +27,7 @@ export const registerStatusCommand: Register = (program: Command, run) => {
             tenantDirectory: config.tenantMigrationsDir,
             registry: config.registryTable,
             verify: flags.verify,
+            roles: config.roles,
           });
           if (output.json) output.document(status);
           else for (const line of statusLines(status)) output.info(line);

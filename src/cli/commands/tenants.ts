@@ -178,6 +178,7 @@ async function runFleetCommand(
         fastPath: config.fastPath,
         citus: config.citus,
         registry: config.registryTable,
+        roles: config.roles,
         onStart: (total) => progress.start(total),
         onTenantDone: (tenant) => progress.tenantDone(tenant),
         onWave: (event) => progress.note(waveEventLine(event)),

@@ -27,6 +27,8 @@ import { provisionTenant } from '../../../src/tenants/provision.ts';
 import { createTestDatabase, quoteIdent, useFreshDatabase, withAdminClient, type TestDatabase } from '../../support/database.ts';
 import { clearLeftovers, expectNoLeftovers, findLeftovers } from '../../support/leftovers.ts';
 import { addFromFixture, copyTree, fixture } from '../../support/trees.ts';
+import { useRoleLogins, type RoleLogins } from '../../support/roles.ts';
+import { readRoleStatus } from '../../../src/roles/role-status.ts';
 import { BASE_TREE, CASES, type DifferentialCase } from './corpus.ts';
 import { referenceMigrate, referenceProvision, type ReferenceOutcome, treeSource } from './reference.ts';
 import { installStateReader, readSchemaStates, type SchemaState } from './tenant-state.ts';
@@ -123,8 +125,12 @@ const WHEN_MISSING: readonly (keyof TenantEnd)[] = ['status', 'exists', 'registr
  * @example
  *   defineDifferentialSuite(true); // in fast-path-on.test.ts
  */
-export function defineDifferentialSuite(fastPath: boolean): void {
+export function defineDifferentialSuite(fastPath: boolean, { roles = false }: { roles?: boolean } = {}): void {
   const tool = useFreshDatabase({ prefix: 'tm_differential' });
+  // With per-tenant roles (issue 21): tenant-migrate runs as a non-superuser with CREATEROLE, and
+  // every tenant's grants are checked to be exactly what src/roles/grants.ts makes them.
+  const logins: RoleLogins | undefined = roles ? useRoleLogins(tool) : undefined;
+  const runner = () => logins?.tool() ?? tool.knex();
   let reference: TestDatabase;
   let referenceKnex: Knex;
 
@@ -144,16 +150,17 @@ export function defineDifferentialSuite(fastPath: boolean): void {
       await knex.raw('create table public.legacy_schemas (schema_name text primary key)');
       await knex('legacy_schemas').withSchema('public').insert(legacy.map((schema_name) => ({ schema_name })));
     }
+    if (logins) await tool.knex().raw('grant select on public.legacy_schemas to public');
   });
   afterAll(async () => {
     await referenceKnex?.destroy();
     await reference?.drop();
-  });
+  }, 180_000); // dropping hundreds of schemas' files takes minutes on a busy disk
   afterEach(async () => {
     await expectNoLeftovers(tool.knex());
     await expectNoLeftovers(referenceKnex);
     // Every case has its own trees, with file names other cases use for other content.
-    await tool.knex().raw('drop table if exists public.tenant_migrate_checksums');
+    await runner().raw('drop table if exists public.tenant_migrate_checksums');
   });
 
   /** Why plain Knex failed a tenant (for the messages), by org id. */
@@ -235,6 +242,8 @@ export function defineDifferentialSuite(fastPath: boolean): void {
 
   /** At most this many round trips for a tenant whose pending migrations are all known (one script). */
   const REPLAYED_ROUND_TRIPS = 1;
+  /** A new org's role: BEGIN, does it exist, create it and its memberships, COMMIT (src/roles/tenant-role.ts). */
+  const ROLE_ROUND_TRIPS = 4;
 
   describe.each(CASES)('$name', (testCase) => {
     it.each(SCENARIOS)('$key', async (scenario) => {
@@ -242,22 +251,24 @@ export function defineDifferentialSuite(fastPath: boolean): void {
       const tenants = tenantsOf(testCase, scenario);
       const orgIds = tenants.map((tenant) => tenant.orgId);
       const knex = tool.knex();
+      const run = runner();
+      const rolesOption = logins ? { roles: logins.settings } : {};
 
       let result: Awaited<ReturnType<typeof migrateTenants>>;
       let rounds: ReturnType<ReturnType<typeof watchRoundTrips>['stop']>;
       try {
         if (scenario.key !== 'provision') {
-          const provisioned = await provisionTenant(knex, orgIds, { directory: baseTree(), concurrency: 4, fastPath });
+          const provisioned = await provisionTenant(run, orgIds, { directory: baseTree(), concurrency: 4, fastPath, ...rolesOption });
           expect(provisioned.ok, 'provisioning on the base tree').toBe(true);
           for (const tenant of tenants) await writeTenantData(knex, tenant);
         }
         const watch = watchRoundTrips();
         try {
-          const options = { directory: fullTree(testCase), concurrency: scenario.concurrency, continueOnError: true, fastPath, ...watch };
+          const options = { directory: fullTree(testCase), concurrency: scenario.concurrency, continueOnError: true, fastPath, ...rolesOption, ...watch };
           result =
             scenario.key === 'provision'
-              ? await provisionTenant(knex, orgIds, options)
-              : await migrateTenants(knex, { ...options, tenants: orgIds });
+              ? await provisionTenant(run, orgIds, options)
+              : await migrateTenants(run, { ...options, tenants: orgIds });
         } finally {
           rounds = watch.stop();
         }
@@ -287,6 +298,13 @@ export function defineDifferentialSuite(fastPath: boolean): void {
           }
         }
 
+        if (logins) {
+          // The ACLs: every tenant that has a schema holds exactly the grants of src/roles/grants.ts.
+          const live = tenants.filter((tenant) => states.get(tenant.schema)!.exists);
+          const { missingRoleOrgIds, grantDriftOrgIds } = await readRoleStatus(knex, live, { verify: true });
+          expect.soft({ missingRoleOrgIds, grantDriftOrgIds }, `${testCase.name} · ${scenario.key}: tenant roles and grants`).toEqual({ missingRoleOrgIds: [], grantDriftOrgIds: [] });
+        }
+
         // Not vacuous: with the fast path on, a plain-DDL case replays for every tenant after the
         // first; with it off, every tenant runs the modules again.
         if (testCase.replayable && scenario.concurrency === 1) {
@@ -294,7 +312,9 @@ export function defineDifferentialSuite(fastPath: boolean): void {
           expect(later.length, 'tenants after the first that plain Knex migrates').toBeGreaterThan(0);
           for (const orgId of later) {
             const trips = rounds.perTenant.get(orgId)!;
-            if (fastPath) expect.soft(trips, `${testCase.name} · ${scenario.key}: round trips of ${orgId}, replayed`).toBeLessThanOrEqual(REPLAYED_ROUND_TRIPS);
+            // With roles, a new org's role is created first in a short transaction of its own.
+            const roleTrips = logins && scenario.key === 'provision' ? ROLE_ROUND_TRIPS : 0;
+            if (fastPath) expect.soft(trips, `${testCase.name} · ${scenario.key}: round trips of ${orgId}, replayed`).toBeLessThanOrEqual(REPLAYED_ROUND_TRIPS + roleTrips);
             else expect.soft(trips, `${testCase.name} · ${scenario.key}: round trips of ${orgId}, fast path off`).toBeGreaterThan(REPLAYED_ROUND_TRIPS);
           }
         }
