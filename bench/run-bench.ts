@@ -419,8 +419,12 @@ async function main(): Promise<number> {
   );
 
   if (options.scale) {
-    const scale = await runScale(db, options.scale, options.reps, log);
+    // Each size in a database of its own, kept (and resumed) between runs: drop tm_bench_scale_<size> when done.
+    const deadline = process.env.BENCH_SCALE_DEADLINE ? new Date(process.env.BENCH_SCALE_DEADLINE) : undefined;
+    const scale = await runScale({ adminUrl: server.adminUrl, sizes: options.scale, log, ...(deadline ? { deadline } : {}) });
     const table = `${machineLine}\n\n${formatScale(scale)}`;
+    fs.mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    fs.writeFileSync(new URL(`./results/scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify({ machine: machineLine, scale }, null, 2));
     if (options.json) {
       process.stderr.write(`\n${table}\n`);
       process.stdout.write(`${JSON.stringify({ machine: machineLine, scale }, null, 2)}\n`);
