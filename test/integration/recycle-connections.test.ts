@@ -71,7 +71,7 @@ describe('DB_SCHEMAS_PER_CONNECTION with a pool of one connection', () => {
     expect(lengths[0]).toBeGreaterThanOrEqual(2);
     expect(Math.max(...lengths)).toBeLessThanOrEqual(3);
     expect(new Set(pids).size).toBe(lengths.length); // a retired backend is never handed out again
-  });
+  }, 150_000); // two CLI runs, each a Node start-up (slow on a loaded CI machine)
 
   it('query:tenants and forEachTenant: the rows show a new backend every 2 tenants', async () => {
     const env = { ...treeEnv(db.url, { tenant: copyTree('tenant-basic', 0) }), DB_POOL_MAX: '1', DB_SCHEMAS_PER_CONNECTION: '2' };
@@ -90,7 +90,7 @@ describe('DB_SCHEMAS_PER_CONNECTION with a pool of one connection', () => {
     } finally {
       await knex.destroy();
     }
-  });
+  }, 120_000);
 
   it('a long-lived process provisioning org after org (provisionTenant) gets a new backend every 2 orgs', async () => {
     await dropAllTenants(db.knex());
@@ -106,7 +106,7 @@ describe('DB_SCHEMAS_PER_CONNECTION with a pool of one connection', () => {
     const tenants = await pidsByTenant();
     for (const tenant of tenants) expect(new Set(tenant.pids).size, tenant.schema).toBe(1);
     expect(runLengths(tenants.map((tenant) => tenant.pids[0]!))).toEqual([2, 2, 1]);
-  });
+  }, 120_000);
 
   it("an application's own pool (withTenant) is recycled when it opts in with retireAfterSchemas({ countAcquisitions })", async () => {
     const knex = knexFactory({ client: 'pg', connection: db.url, pool: { min: 0, max: 1, validate: retireAfterSchemas({ schemas: 2, countAcquisitions: true }) } });

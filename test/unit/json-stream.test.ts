@@ -27,13 +27,13 @@ describe('writeJsonDocument', () => {
     for (const value of values) expect(streamed(value).text).toBe(`${JSON.stringify(value, null, 2)}\n`);
   });
 
-  it('sends a report of 100,000 tenants in chunks of about 64 KB, one valid document', () => {
-    const tenants = Array.from({ length: 100_000 }, (_, i) => ({ orgId: `org_${i}`, schema: `tid_${i}`, status: 'up-to-date', migrations: [], ms: 1 }));
+  it('sends a report of 30,000 tenants in chunks of about 64 KB, one valid document', () => {
+    const tenants = Array.from({ length: 30_000 }, (_, i) => ({ orgId: `org_${i}`, schema: `tid_${i}`, status: 'up-to-date', migrations: [], ms: 1 }));
     const report = { command: 'migrate:tenants', ok: true, summary: { total: tenants.length, upToDate: tenants.length, ms: 1 }, tenants };
     const { text, chunks, largest } = streamed(report);
-    expect(chunks).toBeGreaterThan(100);
+    expect(chunks).toBeGreaterThan(50);
     expect(largest).toBeLessThan(70 * 1024);
-    expect(JSON.parse(text).tenants).toHaveLength(100_000);
+    expect(JSON.parse(text).tenants).toHaveLength(30_000);
     expect(text).toBe(`${JSON.stringify(report, null, 2)}\n`);
-  });
+  }, 30_000);
 });
