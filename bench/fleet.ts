@@ -80,10 +80,11 @@ export async function onConnections<T>(
   n: number,
   items: readonly T[],
   job: (client: pg.Client, item: T) => Promise<unknown>,
+  applicationName?: string,
 ): Promise<void> {
   let next = 0;
   const worker = async () => {
-    const client = new pg.Client({ connectionString: url });
+    const client = new pg.Client({ connectionString: url, ...(applicationName ? { application_name: applicationName } : {}) });
     await client.connect();
     try {
       while (next < items.length) {

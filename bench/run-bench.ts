@@ -3,7 +3,7 @@
  * one run, on a real PostgreSQL, with the fixture tree in bench/fixture-tree and N fresh tenants.
  *
  *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
- *   pnpm bench --scale [--sizes 1000,10000] [--reps R] [--json]   (status, status --verify, no-op at each size; scale.ts)
+ *   pnpm bench --scale [--sizes 1000,10000,100000] [--json]   (every command at each size, client RSS and server backend memory; scale.ts)
  *   pnpm -s bench --json > result.json     (-s: keeps pnpm's own banner off stdout)
  *
  * Server: BENCH_DATABASE_URL (admin URL; a scratch database is created in it and dropped at the
@@ -170,8 +170,11 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
   --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/<run>/,
                    one per thread; summarise with: pnpm -s exec tsx bench/profile-summary.ts <dir or file>);
                    times are then inflated
-  --scale          instead of the contenders: status, status --verify and a no-op migrate:tenants on migrated fleets of
-                   each size, side by side with the ratio largest/smallest (target < 1.5)
+  --scale          instead of the contenders: every command as a whole process on a fleet of each size (fresh migration
+                   against the floor SQL, no-op, status, status --verify, dry run, query:tenants, history, provision,
+                   deprovision with backup, restore, sync:clerk against a fake Clerk), with the client's peak RSS and the
+                   server backends' peak RssAnon (a local server). Each size in a database tm_bench_scale_<size>, kept and
+                   resumed between runs (drop them when done); BENCH_SCALE_DEADLINE=<ISO time> stops starting commands
   --sizes a,b      fleet sizes for --scale and --roles (default 1000,10000)
   --roles          instead of the contenders: what per-tenant roles cost withTenant and provisioning (roles-cost.ts)
   --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
@@ -435,8 +438,12 @@ async function main(): Promise<number> {
   }
 
   if (options.scale) {
-    const scale = await runScale(db, options.scale, options.reps, log);
+    // Each size in a database of its own, kept (and resumed) between runs: drop tm_bench_scale_<size> when done.
+    const deadline = process.env.BENCH_SCALE_DEADLINE ? new Date(process.env.BENCH_SCALE_DEADLINE) : undefined;
+    const scale = await runScale({ adminUrl: server.adminUrl, sizes: options.scale, log, ...(deadline ? { deadline } : {}) });
     const table = `${machineLine}\n\n${formatScale(scale)}`;
+    fs.mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    fs.writeFileSync(new URL(`./results/scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify({ machine: machineLine, scale }, null, 2));
     if (options.json) {
       process.stderr.write(`\n${table}\n`);
       process.stdout.write(`${JSON.stringify({ machine: machineLine, scale }, null, 2)}\n`);

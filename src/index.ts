@@ -14,6 +14,7 @@ export { rollbackTenants, type RollbackOptions } from './tenants/rollback-tenant
 export { getStatus, type StatusOptions } from './status/get-status.ts';
 export { withTenant } from './tenants/with-tenant.ts';
 export { forEachTenant, type ForEachTenantOptions, type ForEachTenantResult, type TenantOutcome } from './tenants/for-each-tenant.ts';
+export { DEFAULT_SCHEMAS_PER_CONNECTION, noteSchemasServed, retireAfterSchemas, type RetireOptions } from './db/recycle-connections.ts';
 export { queryTenants, NotAReadError, QUERY_TIMEOUT_MS, type QueryTenantsResult } from './tenants/query-tenants.ts';
 export { tenantSchemaName, validateOrgIds, ORG_ID_RULE, tenantRoleName } from './tenants/naming.ts';
 export { tenantGroupRole } from './roles/group-role.ts';

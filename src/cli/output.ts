@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type cliProgress from 'cli-progress';
 import pc from 'picocolors';
+import { writeJsonDocument } from './json-stream.ts';
 import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
 
 export interface Output {
@@ -33,7 +34,8 @@ export function createOutput(json: boolean): Output {
     },
     info: (line) => human.write(`${line}\n`),
     warn: (line) => process.stderr.write(`${pc.yellow('warning')} ${line}\n`),
-    document: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+    // Streamed, never one string: a report lists every tenant (json-stream.ts).
+    document: (value) => writeJsonDocument((chunk) => process.stdout.write(chunk), value),
   };
 }
 
@@ -64,10 +66,15 @@ export function tenantLine(result: TenantResult, command?: string): string {
   return `${ICON[result.status]} ${result.orgId} (${result.schema}) ${what}${role} ${pc.dim(`${result.ms} ms`)}${wave}`;
 }
 
+/** Up to this many tenants, a run without a terminal prints one line per tenant that changed. */
+export const TENANT_LINES_UP_TO = 100;
+
 /**
- * Progress for a fleet command: a live bar on a terminal; otherwise one plain line per tenant that
- * changed or failed (up-to-date and unchanged tenants are only counted, so 10,000 of them stay
- * quiet; under --json only failures).
+ * Progress for a fleet command: a live bar on a terminal. Without one: for a fleet of up to
+ * {@link TENANT_LINES_UP_TO} tenants one plain line per tenant that changed or failed (up-to-date
+ * tenants are only counted); for a larger one only the failures, plus one progress line every 10 s
+ * or every 1 % of the fleet (at most one a second) — a CI log of 100,000 tenants stays readable.
+ * Under --json only failures.
  */
 export function fleetProgress(output: Output, command: string) {
   // provision:tenant names the orgs it was given, even those already provisioned.
@@ -77,8 +84,10 @@ export function fleetProgress(output: Output, command: string) {
   let failed = 0;
   const started = Date.now();
   const lines = batchedLines(output);
+  let periodic: ReturnType<typeof periodicLine> | undefined;
   return {
     start(total: number) {
+      if (!live && !output.json && total > TENANT_LINES_UP_TO) periodic = periodicLine(output, command, total);
       if (!live || total === 0) return;
       // Loaded only for a live bar on a terminal: --help, --version and piped runs never need it.
       const progress = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
@@ -106,10 +115,11 @@ export function fleetProgress(output: Output, command: string) {
           output.info(tenantLine(result, command));
           bar.start(bar.getTotal(), value, { failed, rate: (value / seconds).toFixed(1) });
         }
-      } else if (result.status === 'failed' || (!quiet && !output.json)) {
+      } else if (result.status === 'failed' || (!quiet && !output.json && !periodic)) {
         // Under --json the document carries every tenant; stderr keeps only what needs attention.
         lines.add(tenantLine(result, command));
       }
+      periodic?.tenantDone(result.status === 'failed');
     },
     /** A line between tenants (a wave starts): after the tenant lines before it, above the bar. */
     note(line: string) {
@@ -123,6 +133,32 @@ export function fleetProgress(output: Output, command: string) {
     stop() {
       bar?.stop();
       lines.flush();
+    },
+  };
+}
+
+/** "migrate:tenants: 4,000/100,000 tenants done (4 %), 0 failed, 41.2/s, about 39 min left". */
+function periodicLine(output: Output, command: string, total: number) {
+  const started = Date.now();
+  const step = Math.max(1, Math.ceil(total / 100));
+  let done = 0;
+  let failed = 0;
+  let lastAt = started;
+  let lastDone = 0;
+  const number = (n: number) => n.toLocaleString('en-US');
+  return {
+    tenantDone(failure: boolean) {
+      done += 1;
+      if (failure) failed += 1;
+      const now = Date.now();
+      const due = now - lastAt >= 10_000 || (done - lastDone >= step && now - lastAt >= 1_000);
+      if (!due || done === total) return; // the summary line says the rest
+      const rate = done / Math.max((now - started) / 1000, 0.001);
+      const left = Math.round((total - done) / rate);
+      const eta = left >= 120 ? `${Math.round(left / 60)} min` : `${left} s`;
+      output.info(`${command}: ${number(done)}/${number(total)} tenants done (${Math.floor((100 * done) / total)} %), ${number(failed)} failed, ${rate.toFixed(1)}/s, about ${eta} left`);
+      lastAt = now;
+      lastDone = done;
     },
   };
 }

@@ -8,6 +8,7 @@ import dotenv from 'dotenv';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { ConnectionOptions } from 'node:tls';
 import { isCitusSetting, type CitusSetting } from '../citus/detect.ts';
+import { DEFAULT_SCHEMAS_PER_CONNECTION } from '../db/recycle-connections.ts';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
 import { readRolesSettings, type RolesSettings } from '../roles/settings.ts';
@@ -54,6 +55,8 @@ export interface Config {
   registryTable: RegistryTable;
   /** `TENANT_ROLES`, `TENANT_APP_ROLE`, `TENANT_GROUP_ROLE` (src/roles/settings.ts). */
   roles: RolesSettings;
+  /** Tenant schemas a pooled connection serves before it is closed (`DB_SCHEMAS_PER_CONNECTION`; 0 = never). */
+  schemasPerConnection: number;
 }
 
 export interface ClerkConfig {
@@ -124,7 +127,20 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
     registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
     roles: readRolesSettings(env),
+    schemasPerConnection: readSchemasPerConnection(env),
   };
+}
+
+/** `DB_SCHEMAS_PER_CONNECTION`: a whole number, 0 (never recycle) up to 1,000,000. */
+function readSchemasPerConnection(env: NodeJS.ProcessEnv): number {
+  const raw = env.DB_SCHEMAS_PER_CONNECTION?.trim();
+  if (!raw) return DEFAULT_SCHEMAS_PER_CONNECTION;
+  if (!/^\d+$/.test(raw) || Number(raw) > 1_000_000) {
+    throw new UsageError(
+      `DB_SCHEMAS_PER_CONNECTION must be a whole number of tenant schemas a connection serves before it is closed (0 = never, default ${DEFAULT_SCHEMAS_PER_CONNECTION}), got "${raw}".`,
+    );
+  }
+  return Number(raw);
 }
 
 function readClerk(env: NodeJS.ProcessEnv): ClerkConfig {

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { ACQUIRE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, type Config, type ConnectionLabel, type ConnectionSettings } from '../config/load-config.ts';
 import { inProcessServerAt } from '../embedded/in-process.ts';
 import { ConnectionError, UsageError } from '../errors.ts';
+import { DEFAULT_SCHEMAS_PER_CONNECTION, retireAfterSchemas } from './recycle-connections.ts';
 
 // Return int8 (count(*), bigint ids) as JS numbers: our counts are far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -33,11 +34,17 @@ export function poolSizeOf(knex: Knex): number {
 }
 
 /** The Knex configuration for a connection: what knexfile.ts and the CLI both use. */
-export function knexConfig(connection: ConnectionSettings, poolSize = 5, acquireTimeoutMs = ACQUIRE_TIMEOUT_MS): Knex.Config {
+export function knexConfig(
+  connection: ConnectionSettings,
+  poolSize = 5,
+  acquireTimeoutMs = ACQUIRE_TIMEOUT_MS,
+  schemasPerConnection = DEFAULT_SCHEMAS_PER_CONNECTION,
+): Knex.Config {
   return {
     client: 'pg',
     connection: { ...connection, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'tenant-migrate' },
-    pool: { min: 0, max: poolSize },
+    // validate: a connection that has served its share of tenant schemas is closed (recycle-connections.ts).
+    pool: { min: 0, max: poolSize, validate: retireAfterSchemas({ schemas: schemasPerConnection }) },
     acquireConnectionTimeout: acquireTimeoutMs,
     log: knexLog,
   };
@@ -90,7 +97,7 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
   }
   // An embedded server this process started, reached by its URL (pnpm demo): its dumper too.
   dumpSchema ??= inProcessServerAt(connection.host, connection.port)?.dumpSchema;
-  const knex = knexFactory(knexConfig(connection, poolSize, config.acquireTimeoutMs));
+  const knex = knexFactory(knexConfig(connection, poolSize, config.acquireTimeoutMs, config.schemasPerConnection));
   const label = labelOf(connection);
   const close = async () => {
     await knex.destroy();

@@ -5,6 +5,7 @@
  * a guess from the source. Used by `--dry-run` and by `lint`.
  */
 import type { Knex } from 'knex';
+import { noteSchemasServed } from '../db/recycle-connections.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
@@ -106,6 +107,7 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
     await knex.raw('rollback').connection(connection).catch(() => {});
     const after = await fingerprint();
     if (before === undefined || after !== before) await (connection as { end(): Promise<void> }).end().catch(() => {});
+    noteSchemasServed(connection); // recycled between tenants once it has served its share
     await knex.client.releaseConnection(connection);
   }
 

@@ -19,6 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { noteSchemasServed } from '../db/recycle-connections.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { quoteIdentifier, quoteLiteral, searchPathFor } from '../db/quote.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
@@ -132,6 +133,9 @@ export async function runReplayScript(knex: Knex, script: string): Promise<'comm
     // session state the script left (a failed script may have left a session lock): else it is closed.
     if (outcome !== 'committed') await connection.query('rollback').catch(() => {});
     if (!sessionKept) await connection.end().catch(() => {});
+    // Recycled between tenants once it has served its share; a script that did not commit is
+    // followed by the modules route, which counts the tenant.
+    if (outcome === 'committed') noteSchemasServed(connection);
     await knex.client.releaseConnection(connection);
   }
   return outcome;

@@ -19,6 +19,7 @@
  * only once the server confirms that it committed.
  */
 import type { Knex } from 'knex';
+import { noteSchemasServed } from '../db/recycle-connections.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
@@ -282,6 +283,7 @@ async function endSession(
     }
     if (state.sessionLocked) await knex.raw('select pg_advisory_unlock(?, ?)', schemaLockKey(run.schema)).connection(connection).catch(() => {});
   } finally {
+    noteSchemasServed(connection); // recycled between tenants once it has served its share
     await knex.client.releaseConnection(connection);
   }
 }

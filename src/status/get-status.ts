@@ -5,7 +5,7 @@
  * whose plan depends on the planner's estimate: on PostgreSQL 15 the orphan query got a one-row
  * estimate for its regex filter and ran as a nested loop, quadratic in the fleet (issue 14).
  *
- * With `verify`, each tenant's own `knex_migrations` is read too, 500 schemas per statement (db/in-chunks.ts).
+ * With `verify`, each tenant's own `knex_migrations` is read too, 200 schemas per statement (db/in-chunks.ts).
  */
 import path from 'node:path';
 import type { Knex } from 'knex';

@@ -36,22 +36,39 @@ export class NotAReadError extends Error {
 export async function queryTenants(
   knex: Knex,
   sql: string,
-  options: Omit<ForEachTenantOptions, 'readOnly'> = {},
+  options: Omit<ForEachTenantOptions, 'readOnly' | 'onResult'> & QueryTenantsStreaming = {},
 ): Promise<QueryTenantsResult> {
   await refuseAllButOneRead(sql);
-  const { ok, results } = await forEachTenant(
+  const { onRows, ...forEach } = options;
+  const rows: Record<string, unknown>[] = [];
+  const tagged = (orgId: string, value: Record<string, unknown>[]) => value.map((row) => ({ org_id: orgId, ...withoutOrgId(row) }));
+  const { ok, results } = await forEachTenant<Record<string, unknown>[]>(
     knex,
     // Sent as typed: every `?` escaped, so Knex reads no placeholder in it (see refuseAllButOneRead).
     async (trx) => (await trx.raw(sql.replace(/\?/g, '\\?'))).rows as Record<string, unknown>[],
-    { ...options, readOnly: true, rollback: true, statementTimeoutMs: options.statementTimeoutMs ?? QUERY_TIMEOUT_MS },
+    {
+      ...forEach,
+      readOnly: true,
+      rollback: true,
+      statementTimeoutMs: options.statementTimeoutMs ?? QUERY_TIMEOUT_MS,
+      // Streamed: each tenant's rows go out in org id order as soon as they are read, and are not kept.
+      ...(onRows ? { onResult: (outcome) => (outcome.ok && outcome.value.length > 0 ? onRows(tagged(outcome.orgId, outcome.value)) : undefined) } : {}),
+    },
   );
-  const rows: Record<string, unknown>[] = [];
   const failed: QueryTenantsResult['failed'] = [];
   for (const result of results) {
-    if (result.ok) for (const row of result.value) rows.push({ org_id: result.orgId, ...withoutOrgId(row) });
-    else failed.push({ orgId: result.orgId, error: result.error });
+    if (!result.ok) failed.push({ orgId: result.orgId, error: result.error });
+    else if (!onRows) for (const row of tagged(result.orgId, result.value)) rows.push(row);
   }
   return { ok, rows, failed };
+}
+
+export interface QueryTenantsStreaming {
+  /**
+   * Receives each tenant's rows (tagged with org_id) in org id order as they arrive; the result's
+   * `rows` is then empty. For fleets whose rows would not fit in memory at once.
+   */
+  onRows?(rows: Record<string, unknown>[]): void;
 }
 
 function withoutOrgId(row: Record<string, unknown>): Record<string, unknown> {
