@@ -2,6 +2,7 @@
  * Configuration: read once from the environment (plus a `.env` that never overrides it), validated
  * up front so that a bad setting stops the run with exit 2 before anything touches the database.
  */
+import { liveSettingsOf, type LiveSettings } from '../db/lock-settings.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
@@ -51,6 +52,8 @@ export interface Config {
   acquireTimeoutMs: number;
   /** The tenant registry (`TENANT_REGISTRY_TABLE`, default public.tenants). */
   registryTable: RegistryTable;
+  /** `TENANT_LOCK_TIMEOUT`, `TENANT_LOCK_RETRIES`, `TENANT_STATEMENT_TIMEOUT` (db/lock-settings.ts). */
+  live: LiveSettings;
 }
 
 export interface ClerkConfig {
@@ -120,6 +123,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     clerk: readClerk(env),
     acquireTimeoutMs: readMilliseconds(env, 'DB_ACQUIRE_TIMEOUT_MS', ACQUIRE_TIMEOUT_MS),
     registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
+    live: liveSettingsOf({}, env),
   };
 }
 

@@ -2,6 +2,9 @@
  * The result objects every command returns: the library returns them, `--json` prints them as they
  * are, and the human output is rendered from them.
  */
+import type { Blocker } from '../db/blocker-monitor.ts';
+import type { LockReason } from '../db/lock-errors.ts';
+
 export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'failed' | 'skipped' | 'provisioned' | 'seeded';
 
 export interface TenantResult {
@@ -14,6 +17,12 @@ export interface TenantResult {
   ms: number;
   /** With canary waves: the wave (1-based) the tenant was in. */
   wave?: number;
+  /** Failed on a lock, a deadlock or a limit (issue #20): which. */
+  reason?: LockReason;
+  /** How many attempts the tenant took, when it took more than one (or failed on a lock). */
+  attempts?: number;
+  /** The sessions that held the tenant up, at the root of its lock wait (literals redacted). */
+  blockedBy?: Blocker[];
 }
 
 /** One canary wave of a migrate:tenants run. */
@@ -35,6 +44,8 @@ export interface FleetSummary {
   upToDate?: number;
   failed?: number;
   skipped?: number;
+  /** Tenants that were held up by a lock and tried again (however they ended). */
+  retried?: number;
   ms: number;
 }
 
@@ -55,6 +66,10 @@ export interface MasterResult {
   status: 'migrated' | 'rolled-back' | 'up-to-date' | 'failed';
   migrations: string[];
   error?: string;
+  /** As for a tenant (issue #20): why locks stopped the run, how often it was tried, who held it up. */
+  reason?: LockReason;
+  attempts?: number;
+  blockedBy?: Blocker[];
   warnings?: string[];
   ms: number;
 }
@@ -112,5 +127,6 @@ export function summarize(tenants: readonly TenantResult[], ms: number): FleetSu
   for (const tenant of tenants) counts.set(SUMMARY_KEY[tenant.status], (counts.get(SUMMARY_KEY[tenant.status]) ?? 0) + 1);
   const ordered: Partial<FleetSummary> = {};
   for (const key of Object.values(SUMMARY_KEY)) if (counts.has(key)) ordered[key] = counts.get(key);
-  return { total: tenants.length, ...ordered, ms };
+  const retried = tenants.filter((tenant) => (tenant.attempts ?? 1) > 1).length;
+  return { total: tenants.length, ...ordered, ...(retried > 0 ? { retried } : {}), ms };
 }
