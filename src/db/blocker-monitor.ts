@@ -31,6 +31,8 @@ export interface BlockerMonitor {
 }
 
 export const MIN_INTERVAL_MS = 250;
+const FIRST_LOOK_MS = 100;
+const GRACE_MS = 15_000;
 
 /** Walks from each waiting backend to the sessions that block it and nobody blocks. */
 const ROOT_BLOCKERS = `
@@ -65,7 +67,7 @@ export const HIDDEN_NOTE = 'state, transaction age and query hidden: the tool\'s
  *   const monitor = await startBlockerMonitor(knex);
  *   const unwatch = monitor.watch(pid, (blockers) => progress.heldUp(orgId, blockers));
  */
-export async function startBlockerMonitor(knex: Knex, { intervalMs = 500 }: { intervalMs?: number } = {}): Promise<BlockerMonitor> {
+export async function startBlockerMonitor(knex: Knex, { intervalMs = MIN_INTERVAL_MS }: { intervalMs?: number } = {}): Promise<BlockerMonitor> {
   await loadRedaction();
   const interval = Math.max(intervalMs, MIN_INTERVAL_MS);
   const watched = new Map<number, ((blockers: Blocker[]) => void) | undefined>();
@@ -74,6 +76,10 @@ export async function startBlockerMonitor(knex: Knex, { intervalMs = 500 }: { in
   let timer: NodeJS.Timeout | undefined;
   let sampling: Promise<void> | undefined;
   let stopped = false;
+  // Sampling goes on for a while after the last watched attempt ended: a tenant re-queued after a
+  // short pause is then seen at the same cadence, not only by a first look that may miss its wait.
+  let lastWatched = 0;
+  const active = () => watched.size > 0 || Date.now() - lastWatched < GRACE_MS;
 
   const sample = async () => {
     if (watched.size === 0 || stopped) return;
@@ -106,16 +112,19 @@ export async function startBlockerMonitor(knex: Knex, { intervalMs = 500 }: { in
     timer = undefined;
     sampling = sample().finally(() => {
       sampling = undefined;
-      if (!stopped && watched.size > 0) timer = setTimeout(tick, interval);
+      if (!stopped && active()) timer = setTimeout(tick, interval);
     });
   };
   return {
     watch(pid, onHeldUp) {
       watched.set(pid, onHeldUp);
       last.delete(pid);
-      if (!timer && !sampling && !stopped) timer = setTimeout(tick, interval);
+      // Idle until now: the first look comes soon (a wait shorter than a lock timeout of a few hundred
+      // ms would otherwise end unseen); from then on, one look per interval.
+      if (!timer && !sampling && !stopped) timer = setTimeout(tick, FIRST_LOOK_MS);
       return () => {
         watched.delete(pid);
+        lastWatched = Date.now();
       };
     },
     blockersOf: (pid) => last.get(pid) ?? [],

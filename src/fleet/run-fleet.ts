@@ -50,6 +50,8 @@ interface Entry {
   index: number;
   attempts: number;
   started?: number;
+  /** Who held the tenant up when last seen waiting (kept across its attempts). */
+  blockedBy: Blocker[];
 }
 
 /** Runs `job` for every tenant; results keep the tenants' order. Never throws for a tenant's failure. */
@@ -66,7 +68,7 @@ export async function runFleet(tenants: readonly TenantRecord[], job: TenantJob,
 
 function schedule(tenants: readonly TenantRecord[], job: TenantJob, options: FleetOptions, settings: LiveSettings, monitor: BlockerMonitor | undefined): Promise<TenantResult[]> {
   const results: TenantResult[] = new Array<TenantResult>(tenants.length);
-  const queue: Entry[] = tenants.map((tenant, index) => ({ tenant, index, attempts: 0 }));
+  const queue: Entry[] = tenants.map((tenant, index): Entry => ({ tenant, index, attempts: 0, blockedBy: [] }));
   const pausing = new Map<Entry, NodeJS.Timeout>();
   let running = 0;
   let stopped = false;
@@ -100,19 +102,20 @@ function schedule(tenants: readonly TenantRecord[], job: TenantJob, options: Fle
     const attempt = async (entry: Entry) => {
       entry.attempts += 1;
       entry.started ??= performance.now();
-      let pid: number | undefined;
       let unwatch: (() => void) | undefined;
       const onBackend = (backend: number) => {
         unwatch?.();
-        pid = backend;
-        unwatch = monitor?.watch(backend, (blockers) => options.onHeldUp?.(entry.tenant, blockers));
+        unwatch = monitor?.watch(backend, (blockers) => {
+          entry.blockedBy = blockers;
+          options.onHeldUp?.(entry.tenant, blockers);
+        });
       };
       try {
         const outcome = await withLiveAttempt({ settings, onBackend }, () => job(entry.tenant));
         finish(entry, { ...outcome, ms: elapsed(entry.started), ...(entry.attempts > 1 ? { attempts: entry.attempts } : {}) });
       } catch (error) {
         const failure = lockFailureOf(error);
-        const blockedBy = failure && pid !== undefined ? (monitor?.blockersOf(pid) ?? []) : [];
+        const blockedBy = failure ? entry.blockedBy : [];
         if (failure?.retryable && entry.attempts <= settings.lockRetries && !stopped) {
           const pauseMs = retryPauseMs(entry.attempts);
           options.onRetry?.(entry.tenant, { attempt: entry.attempts, reason: failure.reason, pauseMs, blockedBy });

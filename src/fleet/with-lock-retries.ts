@@ -34,8 +34,8 @@ export async function withLockRetries<T>(
 ): Promise<{ value: T; attempts: number }> {
   const monitor = poolSizeOf(knex) > 1 ? await startBlockerMonitor(knex) : undefined;
   try {
+    let blockedBy: Blocker[] = [];
     for (let attempts = 1; ; attempts++) {
-      let pid: number | undefined;
       let unwatch: (() => void) | undefined;
       try {
         const value = await withLiveAttempt(
@@ -43,8 +43,10 @@ export async function withLockRetries<T>(
             settings,
             onBackend: (backend) => {
               unwatch?.();
-              pid = backend;
-              unwatch = monitor?.watch(backend, hooks.onHeldUp);
+              unwatch = monitor?.watch(backend, (blockers) => {
+                blockedBy = blockers;
+                hooks.onHeldUp?.(blockers);
+              });
             },
           },
           fn,
@@ -53,7 +55,6 @@ export async function withLockRetries<T>(
       } catch (error) {
         const failure = lockFailureOf(error);
         if (!failure) throw error;
-        const blockedBy = pid !== undefined ? (monitor?.blockersOf(pid) ?? []) : [];
         if (!failure.retryable || attempts > settings.lockRetries) throw Object.assign(error as object, { heldUp: { failure, attempts, blockedBy } satisfies HeldUp });
         const pauseMs = retryPauseMs(attempts);
         hooks.onRetry?.({ attempt: attempts, reason: failure.reason, pauseMs, blockedBy });
