@@ -69,10 +69,12 @@ export const HIDDEN_NOTE = 'state, transaction age and query hidden: the tool\'s
  */
 export async function startBlockerMonitor(knex: Knex, { intervalMs = MIN_INTERVAL_MS }: { intervalMs?: number } = {}): Promise<BlockerMonitor> {
   await loadRedaction();
+  // Opened now, not at the first look: under load a connection (and its authentication) takes
+  // longer than a short lock wait lasts.
+  let connection: unknown = await knex.client.acquireRawConnection().catch(() => undefined);
   const interval = Math.max(intervalMs, MIN_INTERVAL_MS);
   const watched = new Map<number, ((blockers: Blocker[]) => void) | undefined>();
   const last = new Map<number, Blocker[]>();
-  let connection: unknown;
   let timer: NodeJS.Timeout | undefined;
   let sampling: Promise<void> | undefined;
   let stopped = false;
@@ -108,11 +110,17 @@ export async function startBlockerMonitor(knex: Knex, { intervalMs = MIN_INTERVA
     connection = undefined;
     if (old) await knex.client.destroyRawConnection(old).catch(() => {});
   };
+  let nextAt = 0;
+  const schedule = (ms: number) => {
+    if (timer) clearTimeout(timer);
+    nextAt = Date.now() + ms;
+    timer = setTimeout(tick, ms);
+  };
   const tick = () => {
     timer = undefined;
     sampling = sample().finally(() => {
       sampling = undefined;
-      if (!stopped && active()) timer = setTimeout(tick, interval);
+      if (!stopped && active()) schedule(interval);
     });
   };
   return {
@@ -121,7 +129,8 @@ export async function startBlockerMonitor(knex: Knex, { intervalMs = MIN_INTERVA
       last.delete(pid);
       // Idle until now: the first look comes soon (a wait shorter than a lock timeout of a few hundred
       // ms would otherwise end unseen); from then on, one look per interval.
-      if (!timer && !sampling && !stopped) timer = setTimeout(tick, FIRST_LOOK_MS);
+      // Each new attempt gets a first look soon after it starts, whatever the cadence was.
+      if (!sampling && !stopped && (!timer || nextAt - Date.now() > FIRST_LOOK_MS)) schedule(FIRST_LOOK_MS);
       return () => {
         watched.delete(pid);
         lastWatched = Date.now();

@@ -54,6 +54,9 @@ const DOLLAR_TAG = '$tm_guard$';
 const SEPARATOR = '\n;\n';
 
 /** First line of every script: names the fast path in pg_stat_activity and the server's log. */
+/** How the session fingerprint reads in a script (db/session-fingerprint.ts): present only with a DO block. */
+const FINGERPRINT_ALIAS = ') as fingerprint';
+
 const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
 
 /** Predicts that a schema has applied exactly `names` (its `knex_migrations`, compared by digest). */
@@ -136,6 +139,10 @@ export async function runReplayScript(knex: Knex, script: string): Promise<'comm
     // Before the connection goes back to the pool, no transaction may be left open on it, nor any
     // session state the script left (a failed script may have left a session lock): else it is closed.
     if (outcome !== 'committed') await connection.query('rollback').catch(() => {});
+    // Held up by a lock: the rollback undid everything a script without a DO block can do to the
+    // session (its lock, path and limits are the transaction's), so the connection is kept — a
+    // tenant retried again and again would otherwise cost a connection each time.
+    if (heldUp !== undefined && !script.includes(FINGERPRINT_ALIAS)) sessionKept = true;
     if (!sessionKept) await connection.end().catch(() => {});
     await knex.client.releaseConnection(connection);
   }

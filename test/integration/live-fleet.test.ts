@@ -19,7 +19,8 @@ const password = crypto.randomBytes(8).toString('hex');
 let toolUrl = '';
 let adminUser = '';
 
-const LOCK_TIMEOUT_MS = 200;
+/** Longer than the monitor's 250 ms between looks, so every wait is seen (and short enough for a quick file). */
+const LOCK_TIMEOUT_MS = 400;
 /** What the application may wait on the blocked tenant beyond the lock timeout: the rest of a short transaction, CI noise. */
 const MARGIN_MS = 800;
 
@@ -134,7 +135,7 @@ describe('a live fleet', () => {
     const report = await startBlocker(toolUrl, `select count(*) from "${blocked}".notes where body <> 'secret-literal-42'`);
     const released = releaseAfterToolWaited(db.url, report, 3000);
     const sampler = sampleToolTransactions();
-    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '2', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '30'], { env: env(tree.dir) });
+    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '2', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '40'], { env: env(tree.dir) });
     const most = await sampler.stop();
     await released;
     const stats = await app.stop();
@@ -183,14 +184,17 @@ describe('a live fleet', () => {
       // A lock timeout longer than deadlock_timeout (1 s), so the wait ends in the deadlock check.
       const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '5s'], { env: env(tree.dir) });
       // The migration took notes and now waits for tags: the app then wants notes.
-      const deadline = Date.now() + 15_000;
+      const appPid = (await app.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+      const deadline = Date.now() + 20_000;
       for (;;) {
         // Inside a transaction pg_stat_activity is a snapshot taken once: clear it to see the tool arrive.
         await app.query('select pg_stat_clear_snapshot()');
         const { rows } = await app.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where application_name = 'tenant-migrate' and wait_event_type = 'Lock' and datname = current_database()",
+          "select count(*)::int as n from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
+          [appPid],
         );
-        if (rows[0]!.n > 0 || Date.now() > deadline) break;
+        if (rows[0]!.n > 0) break;
+        if (Date.now() > deadline) throw new Error('the migration never waited for the application');
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await app.query("insert into notes (body) values ('second')"); // waits for the migration, which is then the victim
@@ -215,7 +219,7 @@ describe('a live fleet', () => {
     // Another user's session, idle in transaction after a read (a stuck worker of the superuser).
     const stuck = await startBlocker(db.url, `select count(*) from "${schemas[0]}".notes where body = 'hidden-literal'`, { maxMs: 30_000, applicationName: 'stuck-worker' });
     try {
-      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', '200', '--lock-retries', '2'], { env: env(tree.dir) });
+      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '2'], { env: env(tree.dir) });
       expect(run.code, run.stderr).toBe(1);
       const result = JSON.parse(run.stdout);
       expect(result.summary).toMatchObject({ total: 3, migrated: 2, failed: 1 });
