@@ -77,18 +77,19 @@ export async function runLive(db: ScratchDatabase, size: number, log: (line: str
     for (const [i, contender] of contenders.entries()) {
       const name = `2026020${i + 1}000000_notes_tag${i + 1}.ts`;
       fs.writeFileSync(path.join(tree, name), `export async function up(knex) { await knex.raw('alter table notes add column tag${i + 1} text'); }\nexport async function down(knex) {}\n`);
-      // Among the first tenants the run reaches (it works in org id order), so the blocker is there when it arrives.
+      // Among the first tenants the run reaches (it works in org id order).
       const blocked = tenants[1]!.schema;
       const app = await startLoad(db.url, tenants.map((t) => t.schema), blocked);
       await sleep(BEFORE_MS);
       const before = app.cut();
       const blocker = await startBlockerFor(db.url, blocked);
-      const release = setTimeout(() => void blocker.release(), BLOCKER_MS);
+      // The read lasts BLOCKER_MS from the moment the run first waits for it (the CLI takes seconds to start).
+      const released = blocker.releaseAfterToolWaited(BLOCKER_MS);
       log(`[live] ${contender.label}: migrating ${size} tenants under load, ${blocked} blocked for ${BLOCKER_MS / 1000} s…`);
       const run = await runCli(['migrate:tenants', '--json', ...contender.args], { DATABASE_URL: db.url, TENANT_MIGRATIONS_DIR: tree });
       const during = app.cut();
-      clearTimeout(release);
       await blocker.release();
+      await released;
       const errors = await app.stop();
       const summary = parseSummary(run.stdout);
       const row: LiveRow = {
@@ -203,13 +204,35 @@ async function startBlockerFor(url: string, schema: string) {
   await client.connect();
   await client.query('begin');
   await client.query(`select count(*) from "${schema}".notes`);
+  const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
   let done = false;
+  const release = async () => {
+    if (done) return;
+    done = true;
+    await client.query('commit').catch(() => {});
+    await client.end().catch(() => {});
+  };
   return {
-    async release() {
-      if (done) return;
-      done = true;
-      await client.query('commit').catch(() => {});
-      await client.end().catch(() => {});
+    release,
+    /** Releases it `holdMs` after a tool backend is first seen waiting for it (bounded: 10 minutes). */
+    async releaseAfterToolWaited(holdMs: number) {
+      const watcher = new pg.Client({ connectionString: url, application_name: 'bench-watch' });
+      await watcher.connect();
+      try {
+        const deadline = Date.now() + 10 * 60_000;
+        while (!done && Date.now() < deadline) {
+          const { rows } = await watcher.query<{ n: number }>(
+            "select count(*)::int as n from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
+            [pid],
+          );
+          if (rows[0]!.n > 0) break;
+          await sleep(20);
+        }
+      } finally {
+        await watcher.end().catch(() => {});
+      }
+      await sleep(holdMs);
+      await release();
     },
   };
 }

@@ -21,6 +21,8 @@ let adminUser = '';
 
 /** Longer than the monitor's 250 ms between looks, so every wait is seen (and short enough for a quick file). */
 const LOCK_TIMEOUT_MS = 400;
+/** How long one CLI run may take here (the default 45 s is too short on a loaded machine). */
+const CLI_MS = 200_000;
 /** What the application may wait on the blocked tenant beyond the lock timeout: the rest of a short transaction, CI noise. */
 const MARGIN_MS = 800;
 
@@ -49,16 +51,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await db.drop();
-  await admin(async () => {}).catch(() => {});
   const client = new pg.Client({ connectionString: new URL('/postgres', db.url).toString() });
   await client.connect();
   try {
+    // The database goes first (useFreshDatabase's hook runs after this one): the role owns it.
+    await client.query(`drop database if exists "${db.name}" with (force)`);
     await client.query(`drop role if exists "${role}"`);
   } finally {
     await client.end();
   }
-});
+}, 120_000);
 
 /** A tenant tree whose first migration creates `notes` (and `tags`); `release()` adds the migration under test. */
 function notesTree(): { dir: string; release(name: string, up: string): void } {
@@ -71,7 +73,7 @@ const env = (tenant: string, extra: Record<string, string> = {}) => ({ ...treeEn
 let masterTree = '';
 
 async function provision(tree: string, orgIds: string[]): Promise<string[]> {
-  const result = await runCli(['provision:tenant', ...orgIds, '--json'], { env: env(tree) });
+  const result = await runCli(['provision:tenant', ...orgIds, '--json'], { env: env(tree), timeoutMs: CLI_MS });
   expect(result.code, result.stderr).toBe(0);
   return orgIds.map(tenantSchemaName);
 }
@@ -114,7 +116,8 @@ function sampleToolTransactions(): { stop(): Promise<number> } {
   };
 }
 
-describe('a live fleet', () => {
+// A shared 2-core machine makes every CLI start take seconds: generous limits, each loop bounded anyway.
+describe('a live fleet', { timeout: 240_000 }, () => {
   // Each test its own fleet and tree (the registry and the release ledger go with the tenants).
   beforeEach(() => dropAllTenants(db.knex()));
   beforeAll(() => {
@@ -129,13 +132,13 @@ describe('a live fleet', () => {
     const blocked = schemas[0]!;
     tree.release('20260201000000_notes_tag.ts', "await knex.raw('alter table notes add column tag text');");
 
-    const app = await startAppLoad(db.url, schemas, { perTenant: 2, maxMs: 40_000 });
+    const app = await startAppLoad(db.url, schemas, { perTenant: 2, maxMs: 150_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     // The report runs as the tool's own role, so its query is visible to the tool (literals redacted).
     const report = await startBlocker(toolUrl, `select count(*) from "${blocked}".notes where body <> 'secret-literal-42'`);
     const released = releaseAfterToolWaited(db.url, report, 3000);
     const sampler = sampleToolTransactions();
-    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '2', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '40'], { env: env(tree.dir) });
+    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '2', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '40'], { env: env(tree.dir), timeoutMs: CLI_MS });
     const most = await sampler.stop();
     await released;
     const stats = await app.stop();
@@ -182,7 +185,7 @@ describe('a live fleet', () => {
       await app.query('begin');
       await app.query("insert into tags (body) values ('first')"); // the app holds tags
       // A lock timeout longer than deadlock_timeout (1 s), so the wait ends in the deadlock check.
-      const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '5s'], { env: env(tree.dir) });
+      const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '5s'], { env: env(tree.dir), timeoutMs: CLI_MS });
       // The migration took notes and now waits for tags: the app then wants notes.
       const appPid = (await app.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
       const deadline = Date.now() + 20_000;
@@ -217,9 +220,9 @@ describe('a live fleet', () => {
     const schemas = await provision(tree.dir, ['org_stuck', 'org_free_1', 'org_free_2']);
     tree.release('20260201000000_notes_tag.ts', "await knex.raw('alter table notes add column tag text'); await knex.raw('create index notes_tag on notes (tag)');");
     // Another user's session, idle in transaction after a read (a stuck worker of the superuser).
-    const stuck = await startBlocker(db.url, `select count(*) from "${schemas[0]}".notes where body = 'hidden-literal'`, { maxMs: 30_000, applicationName: 'stuck-worker' });
+    const stuck = await startBlocker(db.url, `select count(*) from "${schemas[0]}".notes where body = 'hidden-literal'`, { maxMs: 200_000, applicationName: 'stuck-worker' });
     try {
-      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '2'], { env: env(tree.dir) });
+      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '2'], { env: env(tree.dir), timeoutMs: CLI_MS });
       expect(run.code, run.stderr).toBe(1);
       const result = JSON.parse(run.stdout);
       expect(result.summary).toMatchObject({ total: 3, migrated: 2, failed: 1 });
@@ -237,7 +240,7 @@ describe('a live fleet', () => {
       await stuck.release();
     }
     // The next run picks it up.
-    const again = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200'], { env: env(tree.dir) });
+    const again = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200'], { env: env(tree.dir), timeoutMs: CLI_MS });
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).summary).toMatchObject({ migrated: 1 });
   });
@@ -246,11 +249,11 @@ describe('a live fleet', () => {
     const tree = notesTree();
     const schemas = await provision(tree.dir, Array.from({ length: 8 }, (_, i) => `org_overlap_${i}`));
     tree.release('20260201000000_notes_tag.ts', "await knex.raw('alter table notes add column tag text');");
-    const app = await startAppLoad(db.url, schemas, { perTenant: 1, maxMs: 40_000 });
+    const app = await startAppLoad(db.url, schemas, { perTenant: 1, maxMs: 150_000 });
     const report = await startBlocker(db.url, `select count(*) from "${schemas[3]}".notes`);
     const released = releaseAfterToolWaited(db.url, report, 1500);
     const args = ['migrate:tenants', '--json', '--concurrency', '3', '--lock-timeout', '200', '--lock-retries', '30'];
-    const [a, b] = await Promise.all([runCli(args, { env: env(tree.dir) }), runCli(args, { env: env(tree.dir) })]);
+    const [a, b] = await Promise.all([runCli(args, { env: env(tree.dir), timeoutMs: CLI_MS }), runCli(args, { env: env(tree.dir), timeoutMs: CLI_MS })]);
     await released;
     const stats = await app.stop();
     expect(a.code, a.stderr).toBe(0);
@@ -262,13 +265,13 @@ describe('a live fleet', () => {
   });
 
   it('migrate:master with a blocker on a shared table: held up, retried, migrated; the blocker named', async () => {
-    const first = await runCli(['migrate:master', '--json'], { env: env(notesTree().dir) });
+    const first = await runCli(['migrate:master', '--json'], { env: env(notesTree().dir), timeoutMs: CLI_MS });
     expect(first.code, first.stderr).toBe(0);
     writeMigration(masterTree, '20260301000000_plans_tier.ts', "await knex.raw('alter table plans add column tier text');");
     const report = await startBlocker(toolUrl, "select count(*) from public.plans where name = 'gold'", { applicationName: 'billing-report' });
     const released = releaseAfterToolWaited(db.url, report, 1500);
     // 300 ms: longer than the monitor's 250 ms between looks, so a wait is always seen.
-    const run = await runCli(['migrate:master', '--json', '--lock-timeout', '300'], { env: env(notesTree().dir) });
+    const run = await runCli(['migrate:master', '--json', '--lock-timeout', '300'], { env: env(notesTree().dir), timeoutMs: CLI_MS });
     await released;
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);

@@ -82,7 +82,7 @@ export interface Blocker {
  * A session that opens a transaction and takes `sql`'s locks (say a read: ACCESS SHARE), then keeps
  * the transaction open for `holdMs` (or until released; at most `maxMs`).
  */
-export async function startBlocker(url: string, sql: string, { holdMs, maxMs = 30_000, applicationName = 'report-worker' }: { holdMs?: number; maxMs?: number; applicationName?: string } = {}): Promise<Blocker> {
+export async function startBlocker(url: string, sql: string, { holdMs, maxMs = 200_000, applicationName = 'report-worker' }: { holdMs?: number; maxMs?: number; applicationName?: string } = {}): Promise<Blocker> {
   const client = new pg.Client({ connectionString: url, application_name: applicationName });
   await client.connect();
   const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
@@ -111,7 +111,7 @@ export function percentile(values: readonly number[], p: number): number {
  * Ends `blocker` `holdMs` after the tool was first seen waiting for it (the CLI takes a while to
  * start, so a fixed hold would often end before the tool arrives). Bounded: gives up after `maxMs`.
  */
-export function releaseAfterToolWaited(url: string, blocker: Blocker, holdMs: number, maxMs = 30_000): Promise<void> {
+export function releaseAfterToolWaited(url: string, blocker: Blocker, holdMs: number, maxMs = 150_000): Promise<void> {
   return (async () => {
     const client = new pg.Client({ connectionString: url, application_name: 'test-watch' });
     await client.connect();
