@@ -4,6 +4,8 @@
  * Small lock timeouts (200 ms, by flag) keep the file quick; every loop is bounded in time.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
@@ -262,6 +264,30 @@ describe('a live fleet', { timeout: 240_000 }, () => {
     expect(migrated(a) + migrated(b)).toBe(schemas.length);
     for (const schema of schemas) expect(await applied(schema)).toEqual(['20260101000001_notes.ts', '20260201000000_notes_tag.ts']);
     expect(stats.errors).toEqual([]);
+  });
+
+  it('a transaction: false migration held up by a lock is not retried: the error says why (and what a timed-out CREATE INDEX CONCURRENTLY leaves)', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_cic']);
+    fs.writeFileSync(
+      path.join(tree.dir, '20260201000000_notes_body_index.ts'),
+      "export const config = { transaction: false };\nexport async function up(knex) { await knex.raw('create index concurrently notes_body on notes (body)'); }\nexport async function down(knex) { await knex.raw('drop index concurrently notes_body'); }\n",
+    );
+    const holder = await startBlocker(db.url, `lock table "${schema}".notes in share row exclusive mode`, { maxMs: 200_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', String(LOCK_TIMEOUT_MS), '--lock-retries', '5'], { env: env(tree.dir), timeoutMs: CLI_MS });
+      expect(run.code, run.stderr).toBe(1);
+      const [tenant] = JSON.parse(run.stdout).tenants;
+      expect(tenant).toMatchObject({ status: 'failed', reason: 'lock_timeout', attempts: 1 });
+      expect(tenant.error).toContain('not retried automatically');
+      expect(tenant.error).toContain('INVALID index');
+    } finally {
+      await holder.release();
+    }
+    // The session's limits were reset: the next run, unblocked, builds the index.
+    const again = await runCli(['migrate:tenants', '--json'], { env: env(tree.dir), timeoutMs: CLI_MS });
+    expect(again.code, again.stderr).toBe(0);
+    expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_notes_body_index.ts']);
   });
 
   it('migrate:master with a blocker on a shared table: held up, retried, migrated; the blocker named', async () => {
