@@ -190,7 +190,7 @@ describe('a live fleet', { timeout: 240_000 }, () => {
       const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '5s'], { env: env(tree.dir), timeoutMs: CLI_MS });
       // The migration took notes and now waits for tags: the app then wants notes.
       const appPid = (await app.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + 150_000;
       for (;;) {
         // Inside a transaction pg_stat_activity is a snapshot taken once: clear it to see the tool arrive.
         await app.query('select pg_stat_clear_snapshot()');
