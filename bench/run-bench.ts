@@ -4,6 +4,7 @@
  *
  *   pnpm bench [--tenants N] [--reps R] [--only a,b] [--skip-naive] [--concurrency C] [--cpu-prof] [--json]
  *   pnpm bench --scale [--sizes 1000,10000,100000] [--json]   (every command at each size, client RSS and server backend memory; scale.ts)
+ *   pnpm bench --live [--tenants N] [--json]   (application latency during a fleet migration, lock timeout vs none; live.ts)
  *   pnpm -s bench --json > result.json     (-s: keeps pnpm's own banner off stdout)
  *
  * Server: BENCH_DATABASE_URL (admin URL; a scratch database is created in it and dropped at the
@@ -25,6 +26,7 @@ import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type Bench
 import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
 import { formatStartup, measureStartup, STARTUP_TENANTS } from './startup.ts';
 import { formatScale, runScale } from './scale.ts';
+import { formatLive, runLive } from './live.ts';
 import { createScratchDatabase, serverInfo, startBenchServer, type ScratchDatabase } from './server.ts';
 
 type Group = Measurement['group'];
@@ -170,6 +172,8 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
   --cpu-prof       run the tenant-migrate processes under node --cpu-prof (profiles in bench/results/cpu-prof/<run>/,
                    one per thread; summarise with: pnpm -s exec tsx bench/profile-summary.ts <dir or file>);
                    times are then inflated
+  --live           instead of the contenders: application latency (p50/p99/max) before and during a fleet migration that
+                   alters a written table, one tenant blocked by a long read; default lock timeout vs --lock-timeout 0
   --scale          instead of the contenders: every command as a whole process on a fleet of each size (fresh migration
                    against the floor SQL, no-op, status, status --verify, dry run, query:tenants, history, provision,
                    deprovision with backup, restore, sync:clerk against a fake Clerk), with the client's peak RSS and the
@@ -193,6 +197,8 @@ interface Options {
   scale?: number[];
   /** Fleet sizes for --roles (bench/roles-cost.ts). */
   roles?: number[];
+  /** --live: application latency during a fleet migration (live.ts). */
+  live: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -206,6 +212,7 @@ function parseOptions(argv: string[]): Options {
       concurrency: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       scale: { type: 'boolean' },
+      live: { type: 'boolean' },
       sizes: { type: 'string' },
       json: { type: 'boolean' },
       startup: { type: 'boolean' },
@@ -245,6 +252,7 @@ function parseOptions(argv: string[]): Options {
     json: Boolean(values.json),
     startup: Boolean(values.startup),
     ...(values.roles ? { roles: (values.sizes ?? '1000,10000').split(',').map((size) => int(size.trim(), 0, '--sizes', 1_000_000)) } : {}),
+    live: Boolean(values.live),
     ...(values.scale
       ? { scale: (values.sizes ?? '1000,10000').split(',').map((size) => int(size.trim(), 0, '--sizes', 1_000_000)) }
       : {}),
@@ -434,6 +442,18 @@ async function main(): Promise<number> {
       process.stderr.write(`\n${table}\n`);
       process.stdout.write(`${JSON.stringify({ machine: machineLine, roles: rows }, null, 2)}\n`);
     } else process.stdout.write(`\n${table}\n`);
+    return 0;
+  }
+
+  if (options.live) {
+    const live = await runLive(db, options.tenants, log);
+    const table = `${machineLine}\n\n${formatLive(live)}`;
+    if (options.json) {
+      process.stderr.write(`\n${table}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: machineLine, live }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`\n${table}\n`);
+    }
     return 0;
   }
 

@@ -25,8 +25,9 @@ import { selectTenants } from '../tenants/select-tenants.ts';
 import { fileSafeOrgId, sha256Of, type BackupManifest } from './manifest.ts';
 import { dropRoleOfSchema } from '../roles/tenant-role.ts';
 import { findTool, libpqEnvironment, runTool } from './pg-tools.ts';
+import { liveSettingsOf, timeoutsSql, type LiveOptions, type LiveSettings } from '../db/lock-settings.ts';
 
-export interface DeprovisionOptions {
+export interface DeprovisionOptions extends LiveOptions {
   /** Where dumps and manifests go (created when missing). Required unless `noBackup`. */
   backupDir?: string;
   /** Drop without a backup — the data is gone for good. */
@@ -85,7 +86,7 @@ export async function deprovisionTenant(knex: Knex, orgIds: readonly string[], o
 
   const results: DeprovisionedTenant[] = [];
   for (const tenant of tenants) {
-    const result = await deprovisionOne(knex, registry, tenant, backup);
+    const result = await deprovisionOne(knex, registry, tenant, backup, liveSettingsOf(options));
     options.onTenantDone?.(result);
     results.push(result);
   }
@@ -118,7 +119,7 @@ async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<B
   if (options.dumpSchema) return inProcessBackup(dir, serverVersion, options.dumpSchema);
   const serverMajor = Math.floor(Number(rows[0]!.num) / 10000);
   const [dump, restore] = [await findTool('pg_dump', serverMajor, options.pgBinDir), await findTool('pg_restore', serverMajor, options.pgBinDir)];
-  const { env, cleanup } = libpqEnvironment(options.connection!);
+  const { env, cleanup } = libpqEnvironment(options.connection!, process.env, liveSettingsOf(options));
   const lockWaitTimeoutMs = options.lockWaitTimeoutMs ?? 60_000;
   return {
     dir,
@@ -160,7 +161,7 @@ function inProcessBackup(dir: string, serverVersion: string, dumpSchema: (schema
   };
 }
 
-async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: TenantRecord, backup: Backup | undefined): Promise<DeprovisionedTenant> {
+async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: TenantRecord, backup: Backup | undefined, live: LiveSettings): Promise<DeprovisionedTenant> {
   const started = performance.now();
   const base = { orgId: tenant.orgId, schema: tenant.schema };
   const connection: unknown = await knex.client.acquireConnection();
@@ -175,6 +176,8 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
     }
     await knex.transaction(
       async (trx) => {
+        // Under the session lock taken above: DROP … CASCADE's table locks wait at most the lock timeout.
+        await trx.raw(timeoutsSql(live));
         await trx.raw('drop schema if exists ?? cascade', [tenant.schema]);
         // Per-tenant roles: the tenant's role goes in the same transaction, after the backup.
         await dropRoleOfSchema(trx, tenant.schema);

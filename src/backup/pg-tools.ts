@@ -4,6 +4,7 @@
  * pg_restore cannot read a newer dump). The connection travels in the child's environment
  * (PGHOST, PGPASSWORD, …): never a password on a command line or in a process listing.
  */
+import { liveSettingsOf, pgOptionsOf, type LiveSettings } from '../db/lock-settings.ts';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -80,9 +81,17 @@ async function versionOf(file: string): Promise<FoundTool | undefined> {
  * argument carries them. A CA certificate given as DB_SSL_CERT_PATH travels as a private temporary
  * file (PGSSLROOTCERT); call `cleanup` when the children are done.
  */
-export function libpqEnvironment(connection: ConnectionSettings, base: NodeJS.ProcessEnv = process.env): { env: NodeJS.ProcessEnv; cleanup(): void } {
+export function libpqEnvironment(
+  connection: ConnectionSettings,
+  base: NodeJS.ProcessEnv = process.env,
+  live: Pick<LiveSettings, 'lockTimeoutMs' | 'statementTimeoutMs'> = liveSettingsOf({}, base),
+): { env: NodeJS.ProcessEnv; cleanup(): void } {
   const env: NodeJS.ProcessEnv = { ...base, PGHOST: connection.host, PGPORT: String(connection.port), PGUSER: connection.user, PGDATABASE: connection.database };
   for (const name of ['PGPASSWORD', 'PGPASSFILE', 'PGSERVICE', 'DATABASE_URL', 'PGOPTIONS']) delete env[name];
+  // Like every connection of the tool: named, and its table locks wait at most the lock timeout
+  // (pg_dump's ACCESS SHARE locks would otherwise queue the application behind a migration's).
+  env.PGAPPNAME = 'tenant-migrate';
+  env.PGOPTIONS = pgOptionsOf(live, undefined);
   if (connection.password !== undefined) env.PGPASSWORD = connection.password;
   let dir: string | undefined;
   if (connection.ssl) {

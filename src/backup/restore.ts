@@ -24,8 +24,9 @@ import { readManifest, sha256Of } from './manifest.ts';
 import { fleetRoles } from '../roles/fleet-roles.ts';
 import type { RolesSettings } from '../roles/settings.ts';
 import { findTool, libpqEnvironment, type FoundTool } from './pg-tools.ts';
+import { liveSettingsOf, timeoutsSql, type LiveOptions } from '../db/lock-settings.ts';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends LiveOptions {
   connection?: ConnectionSettings;
   pgBinDir?: string;
   /** The tenant tree, to say what the restored tenant is behind on. Default migrations/tenant. */
@@ -83,7 +84,10 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   if (roles.ctx) await roles.ensure(manifest.schema);
   const grants = roles.grantsOf(manifest.schema)?.statements.map((statement) => `${statement};\n`).join('') ?? '';
   const [lockClass, lockId] = schemaLockKey(manifest.schema);
-  const lock = `select pg_advisory_xact_lock(${lockClass}, ${lockId});\n`;
+  // The tool's own lock waits as long as it takes (PGOPTIONS gave psql's session a lock timeout);
+  // the restore's table locks after it wait at most the lock timeout.
+  const live = liveSettingsOf(options);
+  const lock = `set local lock_timeout = 0;\nselect pg_advisory_xact_lock(${lockClass}, ${lockId});\n${timeoutsSql(live)};\n`;
   const registryRow = `${insertTenantSql(registry, manifest.orgId, manifest.schema)};
       update ${registrySql(registry)} set migration_version = (select max(name) from "${manifest.schema}".knex_migrations),
              migration_count = (select count(*) from "${manifest.schema}".knex_migrations) where schema_name = '${manifest.schema}';
@@ -93,7 +97,7 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   } else {
     const serverMajor = Math.floor(Number(state.num) / 10000);
     const [pgRestore, psql] = [await findTool('pg_restore', serverMajor, options.pgBinDir), await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir)];
-    const { env, cleanup } = libpqEnvironment(options.connection!);
+    const { env, cleanup } = libpqEnvironment(options.connection!, process.env, live);
     try {
       await replayDump(pgRestore, psql, dumpFile, env, lock, registryRow);
     } finally {

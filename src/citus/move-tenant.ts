@@ -4,6 +4,7 @@
  * the same lock) waits for the move instead of racing it. Every table of the schema moves together
  * (they are co-located); the coordinator keeps routing queries, so nothing else changes for the app.
  */
+import { liveSettingsOf, timeoutsSql, type LiveOptions } from '../db/lock-settings.ts';
 import type { Knex } from 'knex';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { READ_COMMITTED } from '../db/isolation.ts';
@@ -21,7 +22,7 @@ export type MoveMode = 'block-writes' | 'logical';
 export const MOVE_MODES: readonly MoveMode[] = ['block-writes', 'logical'];
 const TRANSFER_MODE: Record<MoveMode, string> = { 'block-writes': 'block_writes', logical: 'force_logical' };
 
-export interface MoveTenantOptions {
+export interface MoveTenantOptions extends LiveOptions {
   /** The target worker, `host:port` as `status` lists it. */
   to: string;
   mode?: MoveMode;
@@ -69,6 +70,7 @@ export async function moveTenant(knex: Knex, orgId: string, options: MoveTenantO
   return knex.transaction(
     async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(schema)]);
+      await trx.raw(timeoutsSql(liveSettingsOf(options)));
       const from = await nodeOf(trx, schema);
       if (!from) {
         throw new UsageError(

@@ -3,6 +3,7 @@
  * the event. The Fetch API handler (webhook.ts) and the Node adapter (node-middleware.ts) only
  * translate their request and response types to and from this.
  */
+import { liveOptionsOf, type LiveOptions } from '../db/lock-settings.ts';
 import type { Knex } from 'knex';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { inProcessServerAt } from '../embedded/in-process.ts';
@@ -14,7 +15,8 @@ import { provisionTenant } from '../tenants/provision.ts';
 import { describeError } from '../migration/describe-error.ts';
 import { orgIdProblem } from '../tenants/naming.ts';
 
-export interface ClerkWebhookOptions {
+/** `lockTimeoutMs`, `lockRetries`, `statementTimeoutMs`: as for every command (db/lock-settings.ts). */
+export interface ClerkWebhookOptions extends LiveOptions {
   /** Where tenants are provisioned (the app's pool; the handler never closes it). */
   knex: Knex;
   /** The endpoint's signing secret (whsec_…). Default: `CLERK_WEBHOOK_SIGNING_SECRET`. */
@@ -135,7 +137,7 @@ export async function handleDelivery(delivery: Delivery, options: ClerkWebhookOp
       const marked = await markTenantDeleted(options.knex, registryOf(options), orgId);
       return { status: 200, body: { ok: true, type, orgId, marked } };
     }
-    const result = await provisionTenant(options.knex, [orgId], { directory: tenantDirectoryOf(options), registry: options.registry });
+    const result = await provisionTenant(options.knex, [orgId], { directory: tenantDirectoryOf(options), registry: options.registry, ...liveOptionsOf(options) });
     const tenant = result.tenants[0];
     if (!result.ok || !tenant) {
       const message = `${orgId}: provisioning failed: ${tenant?.error ?? 'no result'}`;
@@ -172,6 +174,7 @@ async function deprovisionDeleted(orgId: string, options: ClerkWebhookOptions, r
   let result: Awaited<ReturnType<typeof deprovisionTenant>>;
   try {
     result = await deprovisionTenant(options.knex, [orgId], {
+      ...liveOptionsOf(options),
       backupDir: options.backupDir,
       connection,
       ...(dumpSchema ? { dumpSchema } : {}),

@@ -6,6 +6,8 @@
 import type { Config } from '../config/load-config.ts';
 import type { Database } from '../db/connection.ts';
 import { UsageError } from '../errors.ts';
+import { parseDuration } from '../config/duration.ts';
+import { checkRetries, type LiveSettings } from '../db/lock-settings.ts';
 import type { Output } from './output.ts';
 
 /** The command main.ts is running: what the run ledger records when it changes the database. */
@@ -27,6 +29,33 @@ export function setCurrentCommand(run: CommandRun | undefined): void {
 
 export interface CommonFlags {
   concurrency?: string;
+}
+
+/** `--lock-timeout`, `--lock-retries`, `--statement-timeout` (commands that change schemas). */
+export interface LockFlags {
+  lockTimeout?: string;
+  lockRetries?: string;
+  statementTimeout?: string;
+}
+
+/**
+ * The lock settings a command runs with: each flag wins over its variable (already read into
+ * `config.live`). Bad values are exit 2 before anything runs (one parser: config/duration.ts).
+ */
+export function liveFrom(flags: LockFlags, config: Config): LiveSettings {
+  return {
+    lockTimeoutMs: flags.lockTimeout === undefined ? config.live.lockTimeoutMs : parseDuration(flags.lockTimeout, '--lock-timeout'),
+    lockRetries: flags.lockRetries === undefined ? config.live.lockRetries : checkRetries(flags.lockRetries, '--lock-retries'),
+    statementTimeoutMs: flags.statementTimeout === undefined ? config.live.statementTimeoutMs : parseDuration(flags.statementTimeout, '--statement-timeout'),
+  };
+}
+
+/** Adds the three lock flags to a command that changes schemas. */
+export function lockOptions<C extends { option(flags: string, description: string): C }>(command: C): C {
+  return command
+    .option('--lock-timeout <ms|s>', 'longest wait for a table lock after the tool\'s own lock, e.g. 500 or 2s; 0 = wait forever (default TENANT_LOCK_TIMEOUT or 1s)')
+    .option('--lock-retries <n>', 'how often a tenant held up by a lock timeout or deadlock is re-queued (default TENANT_LOCK_RETRIES or 10)')
+    .option('--statement-timeout <ms|s>', 'statement_timeout of the tool\'s transactions; 0 = off (default TENANT_STATEMENT_TIMEOUT or off)');
 }
 
 /** Resolves `--concurrency` (wins) or TENANT_CONCURRENCY. */

@@ -8,6 +8,8 @@ import type cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import { writeJsonDocument } from './json-stream.ts';
 import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
+import { describeBlockers, type Blocker } from '../db/blocker-monitor.ts';
+import type { RetryEvent } from '../fleet/run-fleet.ts';
 
 export interface Output {
   json: boolean;
@@ -82,6 +84,7 @@ export function fleetProgress(output: Output, command: string) {
   const live = Boolean(process.stderr.isTTY);
   let bar: cliProgress.SingleBar | undefined;
   let failed = 0;
+  const shownHeldUp = new Set<string>();
   const started = Date.now();
   const lines = batchedLines(output);
   let periodic: ReturnType<typeof periodicLine> | undefined;
@@ -94,14 +97,14 @@ export function fleetProgress(output: Output, command: string) {
       bar = new progress.SingleBar(
         {
           stream: process.stderr,
-          format: `${command} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}`,
+          format: `${command} [{bar}] {value}/{total} | failed {failed} | {rate}/s | ETA {eta_formatted}{heldUp}`,
           hideCursor: true,
           clearOnComplete: true,
           etaBuffer: 50,
         },
         progress.Presets.shades_classic,
       );
-      bar.start(total, 0, { failed: 0, rate: '0' });
+      bar.start(total, 0, { failed: 0, rate: '0', heldUp: '' });
     },
     tenantDone(result: TenantResult) {
       if (result.status === 'failed') failed += 1;
@@ -120,6 +123,30 @@ export function fleetProgress(output: Output, command: string) {
         lines.add(tenantLine(result, command));
       }
       periodic?.tenantDone(result.status === 'failed');
+    },
+    /**
+     * A tenant waits for a lock: on a terminal the bar says who holds it up; otherwise one line per
+     * tenant and blocker (not one per sample).
+     */
+    heldUp(tenant: Pick<TenantResult, 'orgId' | 'schema'>, blockers: Blocker[]) {
+      const line = `${tenant.orgId} (${tenant.schema}) ${describeBlockers(blockers)}`;
+      if (bar) {
+        bar.update({ failed, heldUp: ` | ${line.slice(0, 160)}` });
+        return;
+      }
+      const key = `${tenant.orgId} ${blockers.map((b) => b.pid).join(',')}`;
+      if (shownHeldUp.has(key)) return;
+      shownHeldUp.add(key);
+      lines.add(`${pc.yellow('…')} ${line}`);
+    },
+    /** A tenant held up was rolled back and goes back to the queue. */
+    retry(tenant: Pick<TenantResult, 'orgId' | 'schema'>, event: RetryEvent) {
+      const why = event.reason === 'deadlock' ? 'deadlock (this side was the victim)' : event.reason.replace('_', ' ');
+      const who = event.blockedBy.length > 0 ? ` — ${describeBlockers(event.blockedBy)}` : '';
+      const line = `${pc.yellow('↻')} ${tenant.orgId} (${tenant.schema}) ${why}, rolled back; attempt ${event.attempt + 1} in ${(event.pauseMs / 1000).toFixed(1)} s${who}`;
+      bar?.update({ failed, heldUp: '' });
+      if (bar) this.note(line);
+      else lines.add(line);
     },
     /** A line between tenants (a wave starts): after the tenant lines before it, above the bar. */
     note(line: string) {

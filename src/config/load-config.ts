@@ -2,6 +2,7 @@
  * Configuration: read once from the environment (plus a `.env` that never overrides it), validated
  * up front so that a bad setting stops the run with exit 2 before anything touches the database.
  */
+import { liveSettingsOf, type LiveSettings } from '../db/lock-settings.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
@@ -57,6 +58,8 @@ export interface Config {
   roles: RolesSettings;
   /** Tenant schemas a pooled connection serves before it is closed (`DB_SCHEMAS_PER_CONNECTION`; 0 = never). */
   schemasPerConnection: number;
+  /** `TENANT_LOCK_TIMEOUT`, `TENANT_LOCK_RETRIES`, `TENANT_STATEMENT_TIMEOUT` (db/lock-settings.ts). */
+  live: LiveSettings;
 }
 
 export interface ClerkConfig {
@@ -128,6 +131,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     registryTable: env.TENANT_REGISTRY_TABLE?.trim() ? parseRegistryTable(env.TENANT_REGISTRY_TABLE) : DEFAULT_REGISTRY,
     roles: readRolesSettings(env),
     schemasPerConnection: readSchemasPerConnection(env),
+    live: liveSettingsOf({}, env),
   };
 }
 

@@ -9,6 +9,7 @@
  *   // tenant-migrate-lint-ignore: rename-or-drop
  * A name that is no rule is reported (UNKNOWN_IGNORE), so a typo does not pass for a silenced rule.
  */
+import { liveSettingsOf } from '../db/lock-settings.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +46,11 @@ export interface LintOptions {
   trees?: readonly Tree[];
   /** Report findings only for these migrations of a tree (e.g. the pending ones). */
   only?: Partial<Record<Tree, ReadonlySet<string>>>;
+  /**
+   * The lock timeout the tool itself sets before a migration runs (TENANT_LOCK_TIMEOUT; 0 = off):
+   * while it is on, missing-lock-timeout has nothing to add. Default: the environment's, else 1 s.
+   */
+  toolLockTimeoutMs?: number;
 }
 
 const IGNORE = /tenant-migrate-lint-ignore:\s*([\w-]+(?:\s*,\s*[\w-]+)*)/g;
@@ -75,7 +81,7 @@ export async function lintTrees(knex: Knex, options: LintOptions = {}): Promise<
     }
     for (const name of steps) {
       // Lint what a migration sent, even when it was stopped part way (it ended its transaction).
-      if (captured.sql[name]) await lintMigration(tree, source, name, captured.sql[name], only, result);
+      if (captured.sql[name]) await lintMigration(tree, source, name, captured.sql[name], only, result, options.toolLockTimeoutMs);
       if (captured.sql[name] && captured.notCaptured[name] && (!only || only.has(name))) result.notChecked.push({ tree, migration: name, why: captured.notCaptured[name]! });
       if (!captured.sql[name]) {
         const why = captured.notCaptured[name] ?? `not run: an earlier migration failed on the scratch schema (${failure})`;
@@ -137,12 +143,12 @@ function checkIgnoreComments(tree: Tree, source: MigrationSource, name: string, 
 
 const idsOf = (match: RegExpMatchArray): string[] => match[1]!.split(',').map((id) => id.trim());
 
-async function lintMigration(tree: Tree, source: MigrationSource, name: string, statements: readonly string[], only: ReadonlySet<string> | undefined, into: LintResult): Promise<void> {
+async function lintMigration(tree: Tree, source: MigrationSource, name: string, statements: readonly string[], only: ReadonlySet<string> | undefined, into: LintResult, toolLockTimeoutMs?: number): Promise<void> {
   if (only && !only.has(name)) return;
   const text = fs.readFileSync(path.join(source.directory, name), 'utf8');
   const ignored = new Set([...text.matchAll(IGNORE)].flatMap(idsOf));
   const transactional = isTransactional(await source.load(name));
-  for (const finding of await judgeStatements(tree, statements, { transactional, ignored })) {
+  for (const finding of await judgeStatements(tree, statements, { transactional, ignored, toolLockTimeoutMs })) {
     const rule = RULES.find((candidate) => candidate.id === finding.rule)!;
     into.findings.push({ rule: rule.id, tree, migration: name, statement: finding.statement, reason: rule.reason, fix: rule.fix });
   }
@@ -158,9 +164,14 @@ async function lintMigration(tree: Tree, source: MigrationSource, name: string, 
 export async function judgeStatements(
   tree: Tree,
   statements: readonly string[],
-  { transactional = true, ignored = new Set<string>() }: { transactional?: boolean; ignored?: ReadonlySet<string> } = {},
+  {
+    transactional = true,
+    ignored = new Set<string>(),
+    toolLockTimeoutMs = liveSettingsOf().lockTimeoutMs,
+  }: { transactional?: boolean; ignored?: ReadonlySet<string>; toolLockTimeoutMs?: number } = {},
 ): Promise<{ rule: string; statement: string }[]> {
-  const context = { tree, transactional, createdHere: new Set<string>(), lockTimeoutSet: false };
+  // The tool sets lock_timeout itself before a migration runs (issue #20): a migration starts with one in force.
+  const context = { tree, transactional, createdHere: new Set<string>(), lockTimeoutSet: toolLockTimeoutMs > 0 };
   const verdicts: { rule: string; statement: string }[] = [];
   for (const sql of statements) {
     const parsed = await parseSql(sql).catch(() => []); // what PostgreSQL's parser cannot read, no rule can judge

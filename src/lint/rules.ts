@@ -203,7 +203,7 @@ export const RULES: readonly Rule[] = [
     id: 'missing-lock-timeout',
     trees: ['master'],
     reason: 'a lock-taking statement on a shared table without lock_timeout queues behind long queries, and every query of every tenant queues behind it',
-    fix: "SET LOCAL lock_timeout = '5s' first (knex.raw), and retry the deploy if it times out",
+    fix: "keep the tool's lock timeout on (TENANT_LOCK_TIMEOUT / --lock-timeout, default 1s: it re-queues what times out), or SET LOCAL lock_timeout = '5s' first (knex.raw)",
     check: (statement, context) => !context.lockTimeoutSet && locksExistingTable(statement, context),
   },
   {

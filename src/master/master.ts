@@ -14,12 +14,20 @@ import { checkTree, masterApplied } from '../migration/checksums.ts';
 import { directorySource } from '../migration/source.ts';
 import type { MasterResult } from '../report/results.ts';
 import { ensureRegistry } from '../tenants/registry.ts';
+import { liveSettingsOf, type LiveOptions } from '../db/lock-settings.ts';
+import { describeBlockers, type Blocker } from '../db/blocker-monitor.ts';
+import { heldUpOf, withLockRetries } from '../fleet/with-lock-retries.ts';
+import type { RetryEvent } from '../fleet/run-fleet.ts';
 import type { RegistryTable } from '../tenants/registry-table.ts';
 import { ensureGroupRole } from '../roles/tenant-role.ts';
 import { preflightRoles } from '../roles/preflight.ts';
 import { rolesOf, type RolesSettings } from '../roles/settings.ts';
 
-export interface MasterOptions {
+export interface MasterOptions extends LiveOptions {
+  /** While the run waits for a lock: who holds it up. */
+  onHeldUp?(blockers: Blocker[]): void;
+  /** The run was held up, rolled back, and is tried again after `pauseMs`. */
+  onRetry?(event: RetryEvent): void;
   /** The master migrations directory. Defaults to `migrations/master`. */
   directory?: string;
   onWarning?(message: string): void;
@@ -82,15 +90,16 @@ async function runMaster(
   };
   const base = { command, schema: 'public' as const };
   const ms = () => Math.round(performance.now() - started);
+  const settings = liveSettingsOf(options); // exit 2 for a bad setting, before anything runs
   // An applied file edited since stops the run here, before anything is written.
   const checksums = await checkTree(knex, 'master', source, masterApplied, warn, intent.direction);
   try {
-    const { plan } = await runSchema(knex, {
-      schema: 'public',
-      source,
-      ...intent,
-      onWarning: warn,
-    });
+    const { value: { plan }, attempts } = await withLockRetries(
+      knex,
+      settings,
+      () => runSchema(knex, { schema: 'public', source, ...intent, onWarning: warn }),
+      { onHeldUp: options.onHeldUp, onRetry: options.onRetry },
+    );
     await checksums.sync(knex);
     const changed = intent.direction === 'up' ? 'migrated' : 'rolled-back';
     return {
@@ -99,6 +108,7 @@ async function runMaster(
       // A rollback with nothing to undo did not find public "up to date": it left it unchanged.
       status: plan.steps.length > 0 ? changed : intent.direction === 'up' ? 'up-to-date' : 'unchanged',
       migrations: plan.steps,
+      ...(attempts > 1 ? { attempts } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
       ms: ms(),
     };
@@ -107,8 +117,20 @@ async function runMaster(
       error instanceof StepError
         ? `public: migration ${error.migration} (${error.direction}) failed: ${describeError(error.cause)}`
         : `public: ${describeError(error)}`;
-    if (!(error instanceof StepError) && !(error instanceof Error && error.name === 'PlanError')) throw error;
+    const heldUp = heldUpOf(error);
+    if (!heldUp && !(error instanceof StepError) && !(error instanceof Error && error.name === 'PlanError')) throw error;
     await checksums.sync(knex);
-    return { ...base, ok: false, status: 'failed', migrations: [], error: message, ms: ms() };
+    const note = heldUp
+      ? `${heldUp.failure.retryable ? ` after ${heldUp.attempts} attempts (lock timeout ${settings.lockTimeoutMs} ms, ${settings.lockRetries} retries): nothing of it was applied` : ''}${heldUp.blockedBy.length > 0 ? ` — ${describeBlockers(heldUp.blockedBy)}` : ''}`
+      : '';
+    return {
+      ...base,
+      ok: false,
+      status: 'failed',
+      migrations: [],
+      error: message + note,
+      ...(heldUp ? { reason: heldUp.failure.reason, attempts: heldUp.attempts, blockedBy: heldUp.blockedBy } : {}),
+      ms: ms(),
+    };
   }
 }

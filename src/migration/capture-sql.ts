@@ -4,6 +4,7 @@
  * `query` event (sent-statements.ts) — so what is captured is what PostgreSQL was asked to run, not
  * a guess from the source. Used by `--dry-run` and by `lint`.
  */
+import { currentAttempt, timeoutsSql } from '../db/lock-settings.ts';
 import type { Knex } from 'knex';
 import { noteSchemasServed } from '../db/recycle-connections.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
@@ -59,6 +60,8 @@ export async function captureSql(knex: Knex, run: CaptureRun, into: Captured): P
   try {
     await knex.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...schemaLockKey(run.schema)]);
+      // A dry run's DDL takes the same table locks on a live tenant: it waits no longer than a run would.
+      await trx.raw(timeoutsSql(currentAttempt().settings));
       if (run.createSchema) await trx.raw('create schema ??', [run.schema]);
       await setLocalSearchPath(trx, run.schema);
       let skipped: string | undefined; // the first transaction:false migration of this run

@@ -24,6 +24,8 @@ import { schemaLockKey } from '../db/advisory-lock.ts';
 import { quoteIdentifier, quoteLiteral, searchPathFor } from '../db/quote.ts';
 import { sessionFingerprintSql } from '../db/session-fingerprint.ts';
 import { isServerError } from '../db/transaction-outcome.ts';
+import { currentAttempt, timeoutsSql } from '../db/lock-settings.ts';
+import { lockFailureOf } from '../db/lock-errors.ts';
 import { bookkeepingStatement, MIGRATIONS_TABLE } from './bookkeeping.ts';
 import { stateAfter, type AppliedState, type Plan } from './plan.ts';
 import type { MigrationSource } from './source.ts';
@@ -54,6 +56,9 @@ const DOLLAR_TAG = '$tm_guard$';
 const SEPARATOR = '\n;\n';
 
 /** First line of every script: names the fast path in pg_stat_activity and the server's log. */
+/** How the session fingerprint reads in a script (db/session-fingerprint.ts): present only with a DO block. */
+const FINGERPRINT_ALIAS = ') as fingerprint';
+
 const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
 
 /** Predicts that a schema has applied exactly `names` (its `knex_migrations`, compared by digest). */
@@ -114,10 +119,13 @@ export function replayScript(knex: Knex, run: ReplayRun): { plan: Plan; script: 
  * prediction was wrong, a statement failed, or the server did not answer COMMIT with COMMIT; or
  * `connection-lost` when the connection went before the answer came, so only the server knows
  * whether it committed. The caller then takes its ordinary path, which reads the tenant's state.
+ * A lock timeout, deadlock or cancel is thrown instead (after the rollback): see db/lock-errors.ts.
  */
 export async function runReplayScript(knex: Knex, script: string): Promise<'committed' | 'not-committed' | 'connection-lost'> {
   const connection = (await knex.client.acquireConnection()) as PgClient;
+  currentAttempt().onBackend?.(backendPidOf(connection));
   let outcome: 'committed' | 'not-committed' | 'connection-lost' = 'not-committed';
+  let heldUp: unknown;
   let sessionKept = false;
   try {
     const results = [await connection.query(script)].flat();
@@ -128,17 +136,33 @@ export async function runReplayScript(knex: Knex, script: string): Promise<'comm
   } catch (error) {
     // The script stopped at its first error inside the transaction (closed below), or the connection went.
     if (!isServerError(error)) outcome = 'connection-lost';
+    // Held up by a lock (or stopped by a limit): the modules route would only wait again — the
+    // fleet re-queues the tenant instead (issue #20).
+    else if (lockFailureOf(error)) heldUp = error;
   } finally {
     // Before the connection goes back to the pool, no transaction may be left open on it, nor any
     // session state the script left (a failed script may have left a session lock): else it is closed.
     if (outcome !== 'committed') await connection.query('rollback').catch(() => {});
+    // Held up by a lock: the rollback undid everything a script without a DO block can do to the
+    // session (its lock, path and limits are the transaction's), so the connection is kept — a
+    // tenant retried again and again would otherwise cost a connection each time.
+    if (heldUp !== undefined && !script.includes(FINGERPRINT_ALIAS)) sessionKept = true;
     if (!sessionKept) await connection.end().catch(() => {});
     // Recycled between tenants once it has served its share; a script that did not commit is
     // followed by the modules route, which counts the tenant.
     if (outcome === 'committed') noteSchemasServed(connection);
     await knex.client.releaseConnection(connection);
   }
+  if (heldUp !== undefined) throw heldUp;
   return outcome;
+}
+
+/**
+ * The server process behind a pooled pg connection — the `processID` Knex's own pg dialect cancels
+ * queries by (`cancelQuery`); undefined on a connection that has none.
+ */
+export function backendPidOf(connection: unknown): number {
+  return (connection as { processID?: number }).processID ?? 0;
 }
 
 function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly string[]): string {
@@ -159,6 +183,8 @@ function buildScript(knex: Knex, run: ReplayRun, plan: Plan, ddl: readonly strin
     // READ COMMITTED stated, not assumed: the guard must see what committed before the lock was granted.
     'begin isolation level read committed',
     `select pg_advisory_xact_lock(${lockClass}, ${lockId})`,
+    // After the tool's own lock (which keeps waiting): the tables' locks wait at most this long.
+    timeoutsSql(currentAttempt().settings),
     `select set_config('search_path', ${quoteLiteral(searchPathFor(run.schema))}, true)`,
     `do ${DOLLAR_TAG} begin if not (${run.expect.holds}) then ` +
       `raise exception 'tenant-migrate: % is not in the state the run expected', ${quoteLiteral(run.schema)} using errcode = '${GUARD_FAILED}'; ` +

@@ -17,6 +17,11 @@
  * Every transaction states READ COMMITTED (lock-then-read relies on it: each statement sees what
  * committed before it started, so the state read after the lock is current), and counts as done
  * only once the server confirms that it committed.
+ *
+ * Live traffic (issue #20): once the schema's advisory lock is granted — that wait is the tool's
+ * own and stays unbounded, so overlapping runs both finish — every transaction sets `lock_timeout`
+ * (and `statement_timeout`) LOCAL, from the attempt's settings (db/lock-settings.ts). A lock wait
+ * then fails the attempt whole with 55P03, and the fleet layer re-queues the tenant.
  */
 import type { Knex } from 'knex';
 import { noteSchemasServed } from '../db/recycle-connections.ts';
@@ -31,7 +36,9 @@ import { bookkeepingStatement, createBookkeeping, MIGRATIONS_TABLE } from './boo
 import { describeError } from './describe-error.ts';
 import { planDown, planUp, stateAfter, type AppliedMigration, type AppliedState, type Plan, type UndoRule } from './plan.ts';
 import { replayableSql, sessionChange } from './replayable.ts';
-import { replayScript, runReplayScript, type Expectation } from './replay-script.ts';
+import { backendPidOf, replayScript, runReplayScript, type Expectation } from './replay-script.ts';
+import { currentAttempt, RESET_TIMEOUTS_SQL, timeoutsSql } from '../db/lock-settings.ts';
+import { lockFailureOf, NotRetryableError } from '../db/lock-errors.ts';
 import { logStatements, type SentStatement } from './sent-statements.ts';
 import { isTransactional, type MigrationModule, type MigrationSource } from './source.ts';
 import { COMMITS_TRANSACTION, firstTransactionEnd, holdBackTransactionEnd, UNDOES_TRANSACTION } from './transaction-end.ts';
@@ -191,6 +198,7 @@ interface Unit {
  */
 async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> {
   const connection: unknown = await knex.client.acquireConnection();
+  currentAttempt().onBackend?.(backendPidOf(connection));
   const key = schemaLockKey(run.schema);
   const session: Session = { schema: run.schema, previousPath: undefined, sent: [], fingerprint: {} };
   let sessionLocked = false;
@@ -389,11 +397,13 @@ async function openTransaction(
     : trx.raw(POINT, [searchPathFor(schema), bookkeeping]);
   // The session's fingerprint is read in the first transaction of a tenant's run (the one that locks).
   const first = open.lock ? `, ${sessionFingerprintSql(schemaLockKey(schema))}` : '';
-  const statements = [`select current_setting('search_path') as previous${first}`, point.toQuery()];
+  // Sent after the statement that takes the lock, so it applies only once the lock is granted.
+  const statements = [`select current_setting('search_path') as previous${first}`, point.toQuery(), timeoutsSql(currentAttempt().settings)];
   if (open.read) statements.push(trx.withSchema(schema).from(MIGRATIONS_TABLE).select('name', 'batch').orderBy('id').toQuery());
-  const [previous, pointed, applied] = (await trx.raw(statements.join(';\n'))) as unknown as [
+  const [previous, pointed, , applied] = (await trx.raw(statements.join(';\n'))) as unknown as [
     { rows: { previous: string; fingerprint?: string }[] },
     { rows: { xid: string; hasBookkeeping: boolean }[] },
+    unknown,
     { rows: AppliedMigration[] } | undefined,
   ];
   return {
@@ -539,12 +549,33 @@ function sameState(a: AppliedState, b: AppliedState): boolean {
  */
 async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: Unit, session: Session): Promise<void> {
   const pinned = knexOnConnection(knex, connection);
+  // No transaction to scope them to: the limits are set for the session, and reset after.
   await pinned.raw("select set_config('search_path', ?, false)", [searchPathFor(run.schema)]);
+  await pinned.raw(timeoutsSql(currentAttempt().settings, false));
   try {
     await runSteps(pinned, run, unit, session);
+  } catch (error) {
+    throw notRetried(error, unit.names[0]!);
   } finally {
     await pinned.raw("select set_config('search_path', ?, false)", [session.previousPath ?? '"$user", public']);
+    await pinned.raw(RESET_TIMEOUTS_SQL);
   }
+}
+
+/**
+ * A `transaction: false` migration held up by a lock is not tried again by the run: what it did
+ * before the timeout committed (a CREATE INDEX CONCURRENTLY that times out leaves an INVALID index).
+ */
+function notRetried(error: unknown, name: string): unknown {
+  const failure = lockFailureOf(error);
+  if (!failure) return error;
+  const index = /\bconcurrently\b/i.test(failure.error.message) || /index/i.test(name)
+    ? ' A CREATE INDEX CONCURRENTLY stopped this way leaves an INVALID index: drop it (DROP INDEX CONCURRENTLY <name>; see pg_index.indisvalid) before the next run.'
+    : '';
+  return new NotRetryableError(
+    `${name} runs outside a transaction (config.transaction = false), so it is not retried automatically (${failure.reason}: ${failure.error.message}).${index} Then run the command again.`,
+    error,
+  );
 }
 
 /**

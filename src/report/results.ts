@@ -2,12 +2,16 @@
  * The result objects every command returns: the library returns them, `--json` prints them as they
  * are, and the human output is rendered from them.
  */
+import type { Blocker } from '../db/blocker-monitor.ts';
+import type { LockReason } from '../db/lock-errors.ts';
+
 /**
  * `unchanged`: a rollback had nothing to undo in that tenant (it holds none of the release, nothing
  * after `--to`, or nothing at all with `--all`). A rollback never reports `up-to-date`: being at
  * the newest migration is what a rollback changes.
  */
 export type TenantStatus = 'migrated' | 'rolled-back' | 'up-to-date' | 'unchanged' | 'failed' | 'skipped' | 'provisioned' | 'seeded';
+
 
 export interface TenantResult {
   orgId: string;
@@ -21,6 +25,12 @@ export interface TenantResult {
   wave?: number;
   /** Per-tenant roles (src/roles/): this run created the tenant's role, or dropped it (TENANT_ROLES=off). */
   role?: 'created' | 'dropped';
+  /** Failed on a lock, a deadlock or a limit (issue #20): which. */
+  reason?: LockReason;
+  /** How many attempts the tenant took, when it took more than one (or failed on a lock). */
+  attempts?: number;
+  /** The sessions that held the tenant up, at the root of its lock wait (literals redacted). */
+  blockedBy?: Blocker[];
 }
 
 /** One canary wave of a migrate:tenants run. */
@@ -46,6 +56,8 @@ export interface FleetSummary {
   /** Tenant roles this run created or dropped (TENANT_ROLES turned on or off). */
   rolesCreated?: number;
   rolesDropped?: number;
+  /** Tenants that were held up by a lock and tried again (however they ended). */
+  retried?: number;
   ms: number;
 }
 
@@ -72,6 +84,10 @@ export interface MasterResult {
   status: 'migrated' | 'rolled-back' | 'up-to-date' | 'unchanged' | 'failed';
   migrations: string[];
   error?: string;
+  /** As for a tenant (issue #20): why locks stopped the run, how often it was tried, who held it up. */
+  reason?: LockReason;
+  attempts?: number;
+  blockedBy?: Blocker[];
   warnings?: string[];
   ms: number;
 }
@@ -141,5 +157,6 @@ export function summarize(tenants: readonly TenantResult[], ms: number): FleetSu
   const dropped = tenants.filter((tenant) => tenant.role === 'dropped').length;
   if (created > 0) ordered.rolesCreated = created;
   if (dropped > 0) ordered.rolesDropped = dropped;
-  return { total: tenants.length, ...ordered, ms };
+  const retried = tenants.filter((tenant) => (tenant.attempts ?? 1) > 1).length;
+  return { total: tenants.length, ...ordered, ...(retried > 0 ? { retried } : {}), ms };
 }

@@ -14,7 +14,8 @@ import { runFleet } from '../fleet/run-fleet.ts';
 import { describeError } from '../migration/describe-error.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from '../tenants/migrate-tenants.ts';
-import { collectWarnings, fleetConcurrency, registryOf, type TenantCommandOptions } from '../tenants/options.ts';
+import { collectWarnings, fleetConcurrency, fleetLiveOf, registryOf, type TenantCommandOptions } from '../tenants/options.ts';
+import { currentAttempt, liveSettingsOf, timeoutsSql, type LiveOptions } from '../db/lock-settings.ts';
 import { selectTenants } from '../tenants/select-tenants.ts';
 import { loadSeeds, type Seed } from './seed-source.ts';
 
@@ -27,13 +28,14 @@ export interface SeedMasterResult {
 }
 
 /** Runs the master seeds in one transaction (all or nothing). */
-export async function seedMaster(knex: Knex, options: { directory?: string } = {}): Promise<SeedMasterResult> {
+export async function seedMaster(knex: Knex, options: { directory?: string } & LiveOptions = {}): Promise<SeedMasterResult> {
   const started = performance.now();
   const seeds = await loadSeeds(path.resolve(options.directory ?? 'seeds/master'));
   const names = seeds.map((seed) => seed.name);
   try {
     await knex.transaction(async (trx) => {
       await trx.raw("select pg_advisory_xact_lock(?, ?), set_config('search_path', 'public', true)", [...schemaLockKey('public')]);
+      await trx.raw(timeoutsSql(liveSettingsOf(options)));
       await runEach(trx, seeds);
     }, READ_COMMITTED);
     return { command: 'seed:master', ok: true, seeds: names, ms: elapsed(started) };
@@ -46,6 +48,7 @@ export async function seedMaster(knex: Knex, options: { directory?: string } = {
 export async function seedTenants(knex: Knex, options: TenantCommandOptions & { seedsDirectory?: string } = {}): Promise<FleetResult> {
   const started = performance.now();
   const seeds = await loadSeeds(path.resolve(options.seedsDirectory ?? 'seeds/tenant'));
+  const live = fleetLiveOf(knex, options);
   const registry = registryOf(options);
   const tenants = await selectTenants(knex, options.tenants, registry);
   const { warnings, warn } = collectWarnings(options);
@@ -57,7 +60,7 @@ export async function seedTenants(knex: Knex, options: TenantCommandOptions & { 
       await knex.transaction(async (trx) => seedTenantSchema(trx, tenant.schema, seeds), READ_COMMITTED);
       return { status: 'seeded', migrations: seeds.map((seed) => seed.name) };
     },
-    { concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
+    { ...live, concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
   );
   return fleetResult('seed:tenants', tenants, results, started, warnings);
 }
@@ -68,6 +71,8 @@ export async function seedTenants(knex: Knex, options: TenantCommandOptions & { 
  */
 export async function seedTenantSchema(trx: Knex.Transaction, schema: string, seeds: readonly Seed[]): Promise<void> {
   await trx.raw("select pg_advisory_xact_lock(?, ?), set_config('search_path', ?, true)", [...schemaLockKey(schema), searchPathFor(schema)]);
+  // After the tool's own lock: the seeds' table locks wait at most the lock timeout.
+  await trx.raw(timeoutsSql(currentAttempt().settings));
   await runEach(trx, seeds);
 }
 

@@ -8,7 +8,7 @@ import { checkTree, tenantApplied } from '../migration/checksums.ts';
 import { runSchema } from '../migration/run-schema.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { summarize, type FleetResult, type TenantResult, type WaveSummary } from '../report/results.ts';
-import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, fastPathOf, fleetConcurrency, fleetLiveOf, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { isUpToDate, recordTenantState, type TenantRecord } from './registry.ts';
 import type { RegistryTable } from './registry-table.ts';
 import { recordRelease } from './releases.ts';
@@ -32,6 +32,7 @@ import { dropTenantRoles, fleetRoles, type FleetRoles } from '../roles/fleet-rol
  */
 export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions = {}): Promise<FleetResult> {
   const started = performance.now();
+  const live = fleetLiveOf(knex, options);
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   const tenants = await selectTenants(knex, options.tenants, registry);
@@ -78,6 +79,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
     const opened = verify ? wave : wave.filter((tenant) => !current(tenant));
     // Continue-on-error holds within a wave, never across waves.
     const ran = await runFleet(opened, migrateOne, {
+      ...live,
       concurrency,
       continueOnError: options.continueOnError,
       onTenantDone: (result) => options.onTenantDone?.(tag(result)),

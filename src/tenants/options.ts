@@ -4,10 +4,12 @@ import type { CitusSetting } from '../citus/detect.ts';
 import { DEFAULT_CONCURRENCY } from '../config/load-config.ts';
 import { poolSizeOf } from '../db/connection.ts';
 import type { TenantResult } from '../report/results.ts';
+import type { FleetOptions } from '../fleet/run-fleet.ts';
+import { liveSettingsOf, type LiveOptions } from '../db/lock-settings.ts';
 import { DEFAULT_REGISTRY, type RegistryTable } from './registry-table.ts';
 import type { RolesSettings } from '../roles/settings.ts';
 
-export interface TenantCommandOptions {
+export interface TenantCommandOptions extends LiveOptions, Pick<FleetOptions, 'onHeldUp' | 'onRetry' | 'signal'> {
   /** The tenant migrations directory. Defaults to `migrations/tenant` under the working directory. */
   directory?: string;
   /** Tenants worked on at once. Default 4. */
@@ -76,6 +78,15 @@ export function fleetConcurrency(knex: Knex, options: Pick<TenantCommandOptions,
       `working on ${pool} tenant${pool === 1 ? '' : 's'} at once.`,
   );
   return pool;
+}
+
+/**
+ * What a fleet run needs for live traffic (issue #20): the lock settings (validated here, before
+ * anything is written: exit 2 for a bad one), the database for the blocker monitor, and the
+ * progress and abort hooks.
+ */
+export function fleetLiveOf(knex: Knex, options: TenantCommandOptions): Pick<FleetOptions, 'live' | 'knex' | 'onHeldUp' | 'onRetry' | 'signal'> {
+  return { live: liveSettingsOf(options), knex, onHeldUp: options.onHeldUp, onRetry: options.onRetry, signal: options.signal };
 }
 
 export function registryOf(options: Pick<TenantCommandOptions, 'registry'>): RegistryTable {

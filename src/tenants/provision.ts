@@ -14,7 +14,7 @@ import { directorySource, type MigrationSource } from '../migration/source.ts';
 import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collisionError, printableOrgId, tenantSchemaName, validateOrgIds } from './naming.ts';
-import { collectWarnings, fastPathOf, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, fastPathOf, fleetConcurrency, fleetLiveOf, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { ensureRegistry, insertTenant, insertTenantSql, recordTenantState, type TenantRecord } from './registry.ts';
 import { registryName, registrySql, type RegistryTable } from './registry-table.ts';
 import { recordRelease } from './releases.ts';
@@ -44,6 +44,7 @@ export async function provisionTenant(
 ): Promise<FleetResult> {
   const started = performance.now();
   const wanted = validateOrgIds(orgIds);
+  const live = fleetLiveOf(knex, options);
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   // Loaded before anything is written: a missing directory or a broken seed file changes nothing.
@@ -63,6 +64,7 @@ export async function provisionTenant(
   await recordRelease(knex, registry, source.names);
   options.onStart?.(tenants.length);
   const results = await runFleet(tenants, (tenant) => provisionOne(knex, registry, source, tenant, { onWarning: warn, replay: fastPathOf(options), distribute, seeds, roles }), {
+    ...live,
     concurrency,
     continueOnError: options.continueOnError,
     onTenantDone: options.onTenantDone,

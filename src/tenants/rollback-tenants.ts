@@ -9,7 +9,7 @@ import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { undoTarget } from '../migration/undo-target.ts';
 import type { FleetResult, TenantResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
-import { collectWarnings, fleetConcurrency, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
+import { collectWarnings, fleetConcurrency, fleetLiveOf, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { recordTenantState } from './registry.ts';
 import { newestHeldRelease, retireReleaseIfUndone, settleRollback, type Release } from './releases.ts';
 import { selectTenants } from './select-tenants.ts';
@@ -63,6 +63,7 @@ export async function rollbackRuleOf(
  */
 export async function rollbackTenants(knex: Knex, options: RollbackOptions = {}): Promise<FleetResult> {
   const started = performance.now();
+  const live = fleetLiveOf(knex, options);
   const registry = registryOf(options);
   const source = directorySource(path.resolve(tenantDirectoryOf(options)));
   if (options.all && options.to !== undefined) {
@@ -105,7 +106,7 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
       });
       return { status: plan.steps.length > 0 ? 'rolled-back' : 'unchanged', migrations: plan.steps, ...(role ? { role } : {}) };
     },
-    { concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
+    { ...live, concurrency, continueOnError: options.continueOnError, onTenantDone: options.onTenantDone },
   );
 
   if (release) await retireReleaseIfUndone(knex, registry, release);

@@ -92,11 +92,14 @@ describe('lint', () => {
 
   it('the master tree: an index built without CONCURRENTLY and no lock_timeout on a shared table', async () => {
     writeMigration(master, '20260401000000_plans_index.ts', "await knex.schema.alterTable('plans', (t) => t.index(['name']));");
-    const report = JSON.parse((await cli('lint', '--json')).stdout);
+    // With the tool's lock timeout off, the migration has none of its own; with the default (1 s), it has the tool's.
+    const report = JSON.parse((await runCli(['lint', '--json'], { env: { ...treeEnv(db.url, { master, tenant }), TENANT_LOCK_TIMEOUT: '0' } })).stdout);
     expect(report.findings.filter((finding: { tree: string }) => finding.tree === 'master').map((finding: { rule: string }) => finding.rule).sort()).toEqual([
       'index-not-concurrent',
       'missing-lock-timeout',
     ]);
+    const byDefault = JSON.parse((await cli('lint', '--json')).stdout);
+    expect(byDefault.findings.filter((finding: { tree: string }) => finding.tree === 'master').map((finding: { rule: string }) => finding.rule)).toEqual(['index-not-concurrent']);
     const migrated = await cli('migrate:master');
     expect(migrated.code).toBe(0);
     expect(migrated.stderr).toContain('lint master/20260401000000_plans_index.ts: [index-not-concurrent]');
@@ -117,7 +120,7 @@ describe('lint', () => {
   it('the master tree: t.unique() on a shared table builds its index without CONCURRENTLY; LOCK TABLE and truncate() need a lock_timeout', async () => {
     writeMigration(master, '20260401000000_plans_unique.ts', "await knex.schema.alterTable('plans', (t) => t.unique(['name', 'price_cents']));");
     writeMigration(master, '20260401000001_plans_reset.ts', "await knex.raw('lock table plans in access exclusive mode');\nawait knex('plans').truncate();");
-    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['master'] });
+    const report = await lintTrees(db.knex(), { masterDirectory: master, tenantDirectory: tenant, trees: ['master'], toolLockTimeoutMs: 0 });
     const rules = (migration: string) => report.findings.filter((finding) => finding.migration === migration).map((finding) => finding.rule);
     expect(rules('20260401000000_plans_unique.ts').sort()).toEqual(['index-not-concurrent', 'missing-lock-timeout']);
     expect(rules('20260401000001_plans_reset.ts')).toEqual(['missing-lock-timeout', 'missing-lock-timeout']);

@@ -88,7 +88,8 @@ const REVIEWED: (Case & { name: string })[] = [
   },
 ];
 
-const rulesOf = async (tree: Case['tree'], statements: string[], transactional = true) => (await judgeStatements(tree, statements, { transactional })).map((verdict) => verdict.rule);
+// The tool's own lock timeout off: what the migration sets is all there is.
+const rulesOf = async (tree: Case['tree'], statements: string[], transactional = true) => (await judgeStatements(tree, statements, { transactional, toolLockTimeoutMs: 0 })).map((verdict) => verdict.rule);
 
 describe('lint rules', () => {
   it.each(CASES)('$rule: fires on the unsafe migration, quiet on its safe rewrite', async ({ rule, tree, unsafe, safe, transactional }) => {
@@ -126,6 +127,13 @@ describe('lint rules', () => {
 
   it.each(['set local lock_timeout = 5000', "set lock_timeout to '0.5s'", "select set_config('lock_timeout', '2s', true)"])('missing-lock-timeout: %s counts as a lock_timeout', async (enable) => {
     expect(await rulesOf('master', [enable, 'alter table "plans" add column "tier" text'])).not.toContain('missing-lock-timeout');
+  });
+
+  it("missing-lock-timeout knows the tool's own lock timeout: on (the default), a migration starts with one; a migration that turns it off is flagged", async () => {
+    const alter = 'alter table "plans" add column "tier" text';
+    expect((await judgeStatements('master', [alter], { toolLockTimeoutMs: 1000 })).map((verdict) => verdict.rule)).toEqual([]);
+    expect((await judgeStatements('master', ['set local lock_timeout = 0', alter], { toolLockTimeoutMs: 1000 })).map((verdict) => verdict.rule)).toEqual(['missing-lock-timeout']);
+    expect((await judgeStatements('master', [alter], { toolLockTimeoutMs: 0 })).map((verdict) => verdict.rule)).toEqual(['missing-lock-timeout']);
   });
 
   it('every rule has a case, an id, a reason and a fix', () => {

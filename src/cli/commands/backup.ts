@@ -1,22 +1,23 @@
 import type { Command } from 'commander';
 import type { DeprovisionResult } from '../../backup/deprovision.ts';
-import { withDatabase } from '../context.ts';
+import { liveFrom, lockOptions, withDatabase, type LockFlags } from '../context.ts';
 import type { Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
 export const registerBackupCommands: Register = (program: Command, run) => {
-  program
-    .command('deprovision:tenant')
+  lockOptions(program
+    .command('deprovision:tenant'))
     .description("drop orgs' schemas and registry rows, each after a verified pg_dump backup (or --no-backup)")
     .argument('<orgId...>', 'Clerk org ids')
     .option('--backup-dir <dir>', 'where each dump (pg_dump custom format; plain SQL on the embedded server) and its manifest (.json) are written')
     .option('--no-backup', 'drop without a backup: the data is gone for good')
     .option('--json', 'print the result as JSON on stdout')
-    .action((orgIds: string[], flags: { backupDir?: string; backup: boolean; json?: boolean }) =>
+    .action((orgIds: string[], flags: { backupDir?: string; backup: boolean; json?: boolean } & LockFlags) =>
       run('deprovision:tenant', flags, (output) =>
         withDatabase({}, async (db, config) => {
           const { deprovisionTenant } = await import('../../backup/deprovision.ts');
           const result = await deprovisionTenant(db.knex, orgIds, {
+            ...liveFrom(flags, config),
             backupDir: flags.backupDir,
             noBackup: !flags.backup,
             connection: config.connection,
@@ -33,16 +34,17 @@ export const registerBackupCommands: Register = (program: Command, run) => {
       ),
     );
 
-  program
-    .command('restore:tenant')
+  lockOptions(program
+    .command('restore:tenant'))
     .description('bring back a deprovisioned org from its backup manifest (all or nothing)')
     .argument('<manifest>', 'the .json manifest deprovision:tenant wrote beside the dump')
     .option('--json', 'print the result as JSON on stdout')
-    .action((manifest: string, flags: { json?: boolean }) =>
+    .action((manifest: string, flags: { json?: boolean } & LockFlags) =>
       run('restore:tenant', flags, (output) =>
         withDatabase({}, async (db, config) => {
           const { restoreTenant } = await import('../../backup/restore.ts');
           const result = await restoreTenant(db.knex, manifest, {
+            ...liveFrom(flags, config),
             connection: config.connection,
             pgBinDir: config.pgBinDir,
             directory: config.tenantMigrationsDir,

@@ -17,7 +17,7 @@ export const registerLintCommand: Register = (program: Command, run) => {
       run('lint', flags, (output) =>
         withDatabase({}, async (db, config) => {
           const { lintTrees } = await import('../../lint/lint-trees.ts');
-          const result = await lintTrees(db.knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir });
+          const result = await lintTrees(db.knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir, toolLockTimeoutMs: config.live.lockTimeoutMs });
           if (output.json) output.document(result);
           else {
             for (const line of lintLines(result)) output.info(line);
@@ -58,7 +58,7 @@ export async function lintBeforeMigrating(
   const pending = await pendingSomewhere(knex, tree, source.names, config.registryTable);
   if (pending.size === 0) return true;
   const { lintTrees } = await import('../../lint/lint-trees.ts');
-  const result = await lintTrees(knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir, trees: [tree], only: { [tree]: pending } });
+  const result = await lintTrees(knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir, trees: [tree], only: { [tree]: pending }, toolLockTimeoutMs: config.live.lockTimeoutMs });
   for (const finding of result.findings) output.warn(`lint ${finding.tree}/${finding.migration}: [${finding.rule}] ${finding.reason} — fix: ${finding.fix}`);
   if (strict && result.findings.length > 0) {
     const error = `${result.findings.length} lint finding${result.findings.length === 1 ? '' : 's'} with --strict: nothing was migrated.`;

@@ -1,3 +1,4 @@
+import { parseDuration } from '../../config/duration.ts';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.ts';
 import { withDatabase } from '../context.ts';
@@ -14,7 +15,7 @@ export const registerQueryCommand: Register = (program: Command, run) => {
     .requiredOption('--sql <select>', 'the statement, e.g. "select count(*)::int as users from org_users"')
     .addOption(new Option('--tenant <orgId>', 'only this tenant (repeatable)').argParser(collect))
     .option('--concurrency <n>', 'tenants queried at once (default TENANT_CONCURRENCY or 4)')
-    .option('--statement-timeout <ms>', 'statement_timeout in each tenant', '30000')
+    .option('--statement-timeout <ms|s>', 'statement_timeout in each tenant (its own default: 30s)', '30000')
     .option('--json', 'print { ok, rows, failed } as JSON on stdout')
     .action((flags: { sql: string; tenant?: string[]; concurrency?: string; statementTimeout: string; json?: boolean }) =>
       run('query:tenants', flags, (output) =>
@@ -37,9 +38,9 @@ export const registerQueryCommand: Register = (program: Command, run) => {
     );
 };
 
+/** The one duration parser (config/duration.ts); a read always has a limit here, so 0 is refused. */
 function parseMilliseconds(raw: string): number {
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1) throw new UsageError(`--statement-timeout must be a whole number of milliseconds (1 or more), got "${raw}".`);
-  return Number(raw);
+  return parseDuration(raw, '--statement-timeout', { allowZero: false });
 }
 
 /** The `--json` document `{ "rows": [...], "failed": [...], "ok": … }`, rows written as they come. */

@@ -5,13 +5,13 @@ import type { MigrateTenantsOptions, WaveEvent } from '../../tenants/migrate-ten
 import { parseWaves } from '../../fleet/waves.ts';
 import { UsageError } from '../../errors.ts';
 import { ROLLBACK_RULE } from '../../tenants/rollback-rule.ts';
-import { withDatabase } from '../context.ts';
+import { liveFrom, lockOptions, withDatabase, type LockFlags } from '../context.ts';
 import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
 import { lintBeforeMigrating } from './lint.ts';
 import { fleetProgress, fleetSummaryLine, rollbackReleaseLine, waveLine, type Output } from '../output.ts';
 import type { Register } from '../register.ts';
 
-interface FleetFlags {
+interface FleetFlags extends LockFlags {
   json?: boolean;
   concurrency?: string;
   continueOnError?: boolean;
@@ -73,6 +73,7 @@ function fleetOptions(command: Command, withTenantFilter = true): Command {
     .option('--concurrency <n>', 'tenants worked on at once (default TENANT_CONCURRENCY or 4)')
     .option('--continue-on-error', 'keep starting tenants after one fails (default: stop starting new ones)')
     .option('--json', 'print exactly one JSON document on stdout');
+  lockOptions(command);
   if (withTenantFilter) {
     command.addOption(
       new Option('--tenant <orgId>', "only this tenant (repeatable); it is always opened and its real state read, whatever the registry says").argParser(collect),
@@ -167,10 +168,24 @@ async function runFleetCommand(
 ): Promise<number> {
   return withDatabase(flags, async (db, config, concurrency) => {
     if (before && !(await before(db.knex, config))) return 1;
+    const live = liveFrom(flags, config); // exit 2 for a bad flag, before any tenant is touched
     const progress = fleetProgress(output, command);
+    // Ctrl-C: no tenant starts any more, those pausing before a retry are reported skipped, those
+    // in flight finish; the report is printed. A second Ctrl-C ends the process as usual.
+    const abort = new AbortController();
+    const onInterrupt = () => {
+      process.off('SIGINT', onInterrupt);
+      progress.note('interrupted: finishing the tenants in flight, starting no other (Ctrl-C again to stop at once)');
+      abort.abort();
+    };
+    process.on('SIGINT', onInterrupt);
     let result: FleetResult;
     try {
       result = await call(db.knex, {
+        ...live,
+        signal: abort.signal,
+        onHeldUp: (tenant, blockers) => progress.heldUp(tenant, blockers),
+        onRetry: (tenant, event) => progress.retry(tenant, event),
         directory: config.tenantMigrationsDir,
         concurrency,
         continueOnError: flags.continueOnError,
@@ -185,6 +200,7 @@ async function runFleetCommand(
         onWarning: output.warn,
       }, config);
     } finally {
+      process.off('SIGINT', onInterrupt);
       progress.stop();
     }
     output.result(result);
