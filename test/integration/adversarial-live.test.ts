@@ -1,0 +1,255 @@
+/**
+ * Adversarial black-box probes of the live-fleet feature (issue #20): lock timeouts, retries,
+ * the blocker named, on a database with real sessions holding locks. Every loop is bounded; lock
+ * timeouts are small and set by flag. A test marked `// BREAK:` asserts the correct behaviour and
+ * fails on the current implementation.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { tenantSchemaName } from '../../src/tenants/naming.ts';
+import { runCli, startCli } from '../support/cli.ts';
+import { useFreshDatabase } from '../support/database.ts';
+import { releaseAfterToolWaited, startBlocker, type Blocker } from '../support/app-load.ts';
+import { dropAllTenants } from '../support/fleet.ts';
+import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
+
+const db = useFreshDatabase({ prefix: 'tm_advlive' });
+let masterTree = '';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function notesTree(): { dir: string; release(name: string, up: string, down?: string): void; raw(name: string, text: string): void } {
+  const dir = copyTree('tenant-basic', 0);
+  writeMigration(
+    dir,
+    '20260101000001_notes.ts',
+    "await knex.raw('create table notes (id bigserial primary key, body text not null)'); await knex.raw('create table tags (id bigserial primary key, body text)');",
+    "await knex.raw('drop table tags'); await knex.raw('drop table notes');",
+  );
+  return {
+    dir,
+    release: (name, up, down = '') => writeMigration(dir, name, up, down),
+    raw: (name, text) => fs.writeFileSync(path.join(dir, name), text),
+  };
+}
+
+const env = (tenant: string, extra: Record<string, string> = {}) => ({ ...treeEnv(db.url, { tenant, master: masterTree }), ...extra });
+
+async function provision(tree: string, orgIds: string[]): Promise<string[]> {
+  const result = await runCli(['provision:tenant', ...orgIds, '--json'], { env: env(tree) });
+  expect(result.code, result.stderr).toBe(0);
+  return orgIds.map(tenantSchemaName);
+}
+
+async function applied(schema: string): Promise<string[]> {
+  return (await db.knex().withSchema(schema).from('knex_migrations').orderBy('id').pluck('name')) as string[];
+}
+
+async function hasColumn(schema: string, table: string, column: string): Promise<boolean> {
+  const rows = await db.knex()('information_schema.columns').where({ table_schema: schema, table_name: table, column_name: column });
+  return rows.length > 0;
+}
+
+/** Waits (bounded) until a tenant-migrate backend waits for `blocker`; returns that backend's pid. */
+async function waitForToolBlockedBy(blockerPid: number, maxMs = 30_000): Promise<number> {
+  const client = new pg.Client({ connectionString: db.url, application_name: 'test-watch' });
+  await client.connect();
+  try {
+    const deadline = Date.now() + maxMs;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ pid: number }>(
+        "select pid from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
+        [blockerPid],
+      );
+      if (rows[0]) return rows[0].pid;
+      await sleep(20);
+    }
+    throw new Error('the tool never waited for the blocker');
+  } finally {
+    await client.end();
+  }
+}
+
+function parseOne(stdout: string): any {
+  // Exactly one JSON document on stdout.
+  return JSON.parse(stdout);
+}
+
+beforeAll(() => {
+  masterTree = copyTree('tenant-basic', 0);
+  writeMigration(masterTree, '20260101000000_plans.ts', "await knex.raw('create table plans (id serial primary key, name text)');");
+});
+
+describe('settings: bad values are exit 2 and change nothing', () => {
+  beforeEach(() => dropAllTenants(db.knex()));
+
+  it('bad --lock-timeout / --lock-retries / --statement-timeout / TENANT_LOCK_TIMEOUT values → exit 2, nothing migrated', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_badflag']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const cases: [string[], Record<string, string>][] = [
+      ...['-1', 'abc', '99999999999999', '1e3', '5m', ''].map((bad): [string[], Record<string, string>] => [['--lock-timeout', bad], {}]),
+      ...['-1', 'abc', '99999999999999', 'NaN'].map((bad): [string[], Record<string, string>] => [[], { TENANT_LOCK_TIMEOUT: bad }]),
+      [['--lock-retries', '-1'], {}], [['--lock-retries', '1.5'], {}], [['--lock-retries', 'x'], {}],
+      [['--statement-timeout', '-5'], {}], [['--statement-timeout', '2h'], {}],
+    ];
+    for (const [args, extra] of cases) {
+      const run = await runCli(['migrate:tenants', '--json', ...args], { env: env(tree.dir, extra) });
+      expect(run.code, `${JSON.stringify([args, extra])}: ${run.stdout}${run.stderr}`).toBe(2);
+      expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
+    }
+  });
+
+  it('TENANT_LOCK_RETRIES=-3 and TENANT_STATEMENT_TIMEOUT=abc → exit 2 (provision:tenant writes nothing)', async () => {
+    const tree = notesTree();
+    for (const extra of [{ TENANT_LOCK_RETRIES: '-3' }, { TENANT_STATEMENT_TIMEOUT: 'abc' }]) {
+      const run = await runCli(['provision:tenant', 'org_never', '--json'], { env: env(tree.dir, extra) });
+      expect(run.code, JSON.stringify(extra) + run.stdout + run.stderr).toBe(2);
+      const { rows } = await db.knex().raw("select count(*)::int as n from pg_namespace where nspname = ?", [tenantSchemaName('org_never')]);
+      expect(rows[0].n).toBe(0);
+    }
+  });
+});
+
+describe('a live fleet, adversarially', () => {
+  beforeEach(() => dropAllTenants(db.knex()));
+
+  it("a migration's own SET LOCAL lock_timeout is kept (it outwaits a 1.5 s blocker with the tool's 200 ms and no retries)", async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_ownlt']);
+    tree.release('20260201000000_tag.ts', "await knex.raw(\"set local lock_timeout = '10s'\"); await knex.raw('alter table notes add column tag text');");
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`);
+    const released = releaseAfterToolWaited(db.url, blocker, 1500);
+    const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200', '--lock-retries', '0'], { env: env(tree.dir) });
+    await released;
+    expect(run.code, run.stderr).toBe(0);
+    const result = parseOne(run.stdout);
+    expect(result.tenants[0]).toMatchObject({ status: 'migrated' });
+    expect(await hasColumn(schema!, 'notes', 'tag')).toBe(true);
+  });
+
+  it("a migration's session SET lock_timeout does not leak to the next tenant on the same connection (concurrency 1)", async () => {
+    const tree = notesTree();
+    const orgs = ['org_leak_a', 'org_leak_b', 'org_leak_c', 'org_leak_d'];
+    const schemas = await provision(tree.dir, orgs);
+    // Each tenant records the lock_timeout it starts with, then sets a session-wide one.
+    tree.release(
+      '20260201000000_seen.ts',
+      "await knex.raw(\"create table seen as select current_setting('lock_timeout') as lt, current_setting('statement_timeout') as st\"); await knex.raw(\"set lock_timeout = '17s'\"); await knex.raw(\"set statement_timeout = '19s'\");",
+    );
+    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '1', '--lock-timeout', '234', '--statement-timeout', '5s'], { env: env(tree.dir) });
+    expect(run.code, run.stderr).toBe(0);
+    for (const schema of schemas) {
+      const rows = await db.knex().withSchema(schema).from('seen').select('lt', 'st');
+      expect(rows, schema).toEqual([{ lt: '234ms', st: '5s' }]);
+    }
+    // And after the run the tenants took 17s nowhere: a blocked later run still times out quickly.
+  });
+
+  it('a data migration that inserts rows and then is held up: retried, the rows exist exactly once (replay route: a later tenant blocked)', async () => {
+    const tree = notesTree();
+    const orgs = ['org_once_a', 'org_once_b', 'org_once_c', 'org_once_d'];
+    const schemas = await provision(tree.dir, orgs);
+    tree.release(
+      '20260201000000_backfill.ts',
+      "await knex.raw(\"insert into tags (body) values ('default-tag'), ('second-tag')\"); await knex.raw('alter table notes add column tag text');",
+    );
+    // Block the last schema in name order (a replayed tenant) and the first (the modules route).
+    const sorted = [...schemas].sort();
+    const blockers: Blocker[] = [];
+    const releases: Promise<void>[] = [];
+    for (const schema of [sorted[0]!, sorted[sorted.length - 1]!]) {
+      const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`);
+      blockers.push(blocker);
+      releases.push(releaseAfterToolWaited(db.url, blocker, 900));
+    }
+    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '1', '--lock-timeout', '150', '--lock-retries', '40'], { env: env(tree.dir) });
+    await Promise.all(releases);
+    expect(run.code, run.stderr).toBe(0);
+    const result = parseOne(run.stdout);
+    expect(result.summary).toMatchObject({ total: 4, migrated: 4 });
+    for (const schema of schemas) {
+      expect(await db.knex().withSchema(schema).from('tags').orderBy('id').pluck('body'), schema).toEqual(['default-tag', 'second-tag']);
+      expect(await applied(schema)).toEqual(['20260101000001_notes.ts', '20260201000000_backfill.ts']);
+    }
+    for (const schema of [sorted[0]!, sorted[3]!]) {
+      expect(result.tenants.find((t: { schema: string }) => t.schema === schema).attempts, schema).toBeGreaterThan(1);
+    }
+  });
+
+  it("a migration that catches the lock timeout itself in a savepoint (nested knex.transaction) and goes on: the tenant's end state is what the migration chose, applied once", async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_catch_sp']);
+    tree.release(
+      '20260201000000_try.ts',
+      "try { await knex.transaction(async (trx) => { await trx.raw('alter table notes add column tag text'); }); } catch (error) { if (error.code !== '55P03') throw error; } await knex.raw('create table after_try (id int)');",
+    );
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`, { maxMs: 20_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200', '--lock-retries', '1'], { env: env(tree.dir) });
+      expect(run.code, run.stderr).toBe(0);
+      const result = parseOne(run.stdout);
+      expect(result.tenants[0].status).toBe('migrated');
+      expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_try.ts']);
+      expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
+      const { rows } = await db.knex().raw('select count(*)::int as n from pg_tables where schemaname = ? and tablename = ?', [schema, 'after_try']);
+      expect(rows[0].n).toBe(1);
+    } finally {
+      await blocker.release();
+    }
+  });
+
+  // BREAK: a 55P03 swallowed by the migration (no savepoint) surfaces as 25P02 and the tenant is failed, not retried.
+  it('a migration that swallows the lock timeout WITHOUT a savepoint (the transaction is aborted): the root cause is a lock timeout, so the tenant is retried and migrated', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_catch_nosp']);
+    tree.release(
+      '20260201000000_swallow.ts',
+      "try { await knex.raw('alter table notes add column tag text'); } catch (error) { console.error('ignored', error.code); } await knex.raw('create table after_swallow (id int)');",
+    );
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`);
+    const released = releaseAfterToolWaited(db.url, blocker, 700);
+    const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200', '--lock-retries', '30'], { env: env(tree.dir) });
+    await released;
+    const result = parseOne(run.stdout);
+    // Whatever it is, never half-applied.
+    const migrated = result.tenants[0].status === 'migrated';
+    expect(await hasColumn(schema!, 'notes', 'tag')).toBe(migrated);
+    expect(run.code, run.stderr).toBe(0);
+    expect(result.tenants[0]).toMatchObject({ status: 'migrated' });
+  });
+
+  it('an operator pg_cancel_backend of the tool while it waits: reason canceled, never retried, nothing applied, exit 1', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_cancel']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`);
+    try {
+      const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '10s', '--lock-retries', '5'], { env: env(tree.dir) });
+      const toolPid = await waitForToolBlockedBy(blocker.pid);
+      await sleep(300);
+      await db.knex().raw('select pg_cancel_backend(?)', [toolPid]);
+      const done = await run.done;
+      expect(done.code, done.stderr).toBe(1);
+      const result = parseOne(done.stdout);
+      expect(result.tenants[0]).toMatchObject({ status: 'failed', reason: 'canceled', attempts: 1 });
+      expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
+      expect(await applied(schema!)).toEqual(['20260101000001_notes.ts']);
+    } finally {
+      await blocker.release();
+    }
+  });
+
+  it('a slow data migration past --statement-timeout: failed with reason statement_timeout, nothing applied, exit 1', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_slow']);
+    tree.release('20260201000000_slow.ts', "await knex.raw(\"insert into tags (body) values ('x')\"); await knex.raw('select pg_sleep(3)');");
+    const run = await runCli(['migrate:tenants', '--json', '--statement-timeout', '300', '--lock-retries', '3'], { env: env(tree.dir) });
+    expect(run.code, run.stderr).toBe(1);
+    const result = parseOne(run.stdout);
+    expect(result.tenants[0]).toMatchObject({ status: 'failed', reason: 'statement_timeout' });
+    expect(Number((await db.knex().withSchema(schema!).from('tags').count('* as n'))[0]!.n)).toBe(0);
+  });
+});
