@@ -253,3 +253,195 @@ describe('a live fleet, adversarially', () => {
     expect(Number((await db.knex().withSchema(schema!).from('tags').count('* as n'))[0]!.n)).toBe(0);
   });
 });
+
+describe('the blocker named, transaction:false plans, provisioning, rollback, fail-fast, concurrency', () => {
+  beforeEach(() => dropAllTenants(db.knex()));
+
+  it('literals in the blocker\'s query never appear in the output: E-strings, dollar quotes, numbers, arrays, U& strings, a second statement, a query truncated mid-literal by track_activity_query_size', async () => {
+    const tree = notesTree();
+    const [a, b] = await provision(tree.dir, ['org_redact_a', 'org_redact_b']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const mixed = `select count(*) from "${a}".notes where body <> E'esc-secret-1\\'x' and body <> $$dollar-secret-2$$ and body <> $tag$tagged-secret-7$tag$ and id <> 4242424242 and body <> all(array['arr-secret-3']) and body <> U&'uni-secret-4'; select 'multi-secret-6'`;
+    // The literal straddles the 1024-byte cut of pg_stat_activity.query: the stored text is unparsable.
+    const head = `select count(*) from "${b}".notes where body <> '`;
+    const padding = 'p'.repeat(1010 - head.length);
+    const truncated = `${head}${padding}' and body <> 'trunc-secret-8-${'z'.repeat(40)}'`;
+    const blockerA = await startBlocker(db.url, mixed, { maxMs: 25_000 });
+    const blockerB = await startBlocker(db.url, truncated, { maxMs: 25_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', '300', '--lock-retries', '1'], { env: env(tree.dir) });
+      expect(run.code, run.stderr).toBe(1);
+      const result = parseOne(run.stdout);
+      const all = run.stdout + run.stderr;
+      for (const secret of ['esc-secret', 'dollar-secret', 'tagged-secret', '4242424242', 'arr-secret', 'uni-secret', 'multi-secret', 'trunc-secret']) {
+        expect.soft(all, secret).not.toContain(secret);
+      }
+      const byOrg = (org: string) => result.tenants.find((t: { orgId: string }) => t.orgId === org);
+      expect(byOrg('org_redact_a')).toMatchObject({ status: 'failed', reason: 'lock_timeout' });
+      expect(byOrg('org_redact_a').blockedBy[0]).toMatchObject({ pid: blockerA.pid, applicationName: 'report-worker' });
+      expect(byOrg('org_redact_b').blockedBy[0]).toMatchObject({ pid: blockerB.pid });
+      // Unparsable text shows only its first keyword.
+      expect(byOrg('org_redact_b').blockedBy[0].query).toMatch(/^select\b/i);
+    } finally {
+      await blockerA.release();
+      await blockerB.release();
+    }
+  });
+
+  it('a comment in the blocker\'s query (sqlcommenter style, carrying a secret) is not printed either', async () => {
+    const tree = notesTree();
+    const [a] = await provision(tree.dir, ['org_comment']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const blocker = await startBlocker(db.url, `/* user='alice@example.com',password='comment-secret-9' */ select count(*) from "${a}".notes -- token=line-secret-10`, { maxMs: 20_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '300', '--lock-retries', '0'], { env: env(tree.dir) });
+      expect(run.code, run.stderr).toBe(1);
+      const all = run.stdout + run.stderr;
+      expect.soft(all).not.toContain('comment-secret-9');
+      expect.soft(all).not.toContain('alice@example.com');
+      expect.soft(all).not.toContain('line-secret-10');
+    } finally {
+      await blocker.release();
+    }
+  });
+
+  it('a transaction:false CREATE INDEX CONCURRENTLY held up by an open writer: not retried, the error says to drop the INVALID index, the units before it stay committed', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_cic']);
+    tree.release('20260201000000_seed.ts', "await knex.raw(\"insert into tags (body) values ('seeded')\");");
+    tree.raw('20260201000001_cic.ts', "export const config = { transaction: false };\nexport async function up(knex) { await knex.raw('create index concurrently notes_body on notes (body)'); }\nexport async function down(knex) { await knex.raw('drop index concurrently notes_body'); }\n");
+    const writer = await startBlocker(db.url, `insert into "${schema}".notes (body) values ('open-writer')`, { maxMs: 25_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '300', '--lock-retries', '5'], { env: env(tree.dir) });
+      expect(run.code, run.stderr).toBe(1);
+      const tenant = parseOne(run.stdout).tenants[0];
+      expect(tenant).toMatchObject({ status: 'failed', reason: 'lock_timeout', attempts: 1 });
+      expect(tenant.error).toMatch(/INVALID/);
+      expect(tenant.error).toMatch(/drop index/i);
+      expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_seed.ts']);
+      expect(await db.knex().withSchema(schema!).from('tags').pluck('body')).toEqual(['seeded']);
+    } finally {
+      await writer.release();
+    }
+  });
+
+  it('a plan with a transaction:false unit, then a unit held up: the retry resumes after the last committed unit (the seed row once, the index valid)', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_resume']);
+    tree.release('20260201000000_seed.ts', "await knex.raw(\"insert into tags (body) values ('seeded')\");");
+    tree.raw('20260201000001_cic.ts', "export const config = { transaction: false };\nexport async function up(knex) { await knex.raw('create index concurrently notes_body on notes (body)'); }\nexport async function down(knex) { await knex.raw('drop index concurrently notes_body'); }\n");
+    tree.release('20260201000002_tags_col.ts', "await knex.raw(\"insert into tags (body) values ('third')\"); await knex.raw('alter table tags add column color text');");
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".tags`);
+    const released = releaseAfterToolWaited(db.url, blocker, 900);
+    const run = await runCli(['migrate:tenants', '--json', '--lock-timeout', '200', '--lock-retries', '30'], { env: env(tree.dir) });
+    await released;
+    expect(run.code, run.stderr).toBe(0);
+    expect(parseOne(run.stdout).tenants[0]).toMatchObject({ status: 'migrated' });
+    expect(parseOne(run.stdout).tenants[0].attempts).toBeGreaterThan(1);
+    expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_seed.ts', '20260201000001_cic.ts', '20260201000002_tags_col.ts']);
+    expect(await db.knex().withSchema(schema!).from('tags').orderBy('id').pluck('body')).toEqual(['seeded', 'third']);
+    const { rows } = await db.knex().raw("select i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and c.relname = 'notes_body'", [schema]);
+    expect(rows).toEqual([{ indisvalid: true }]);
+  });
+
+  it('provision:tenant while a writer holds a public table that a tenant FK references: past the budget nothing is written (no schema, no registry row), exit 1; with the blocker gone soon, provisioned on a retry', async () => {
+    const master = await runCli(['migrate:master', '--json'], { env: env(notesTree().dir) });
+    expect(master.code, master.stderr).toBe(0);
+    const tree = notesTree();
+    tree.release('20260201000000_orders.ts', "await knex.raw('create table orders (id serial primary key, plan_id int references public.plans (id))');");
+    const writer = await startBlocker(db.url, "insert into public.plans (name) values ('open-writer')", { maxMs: 25_000 });
+    try {
+      const run = await runCli(['provision:tenant', 'org_fk', '--json', '--lock-timeout', '200', '--lock-retries', '1'], { env: env(tree.dir) });
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      const result = parseOne(run.stdout);
+      expect(result.tenants[0]).toMatchObject({ status: 'failed', reason: 'lock_timeout', attempts: 2 });
+      const { rows } = await db.knex().raw('select count(*)::int as n from pg_namespace where nspname = ?', [tenantSchemaName('org_fk')]);
+      expect(rows[0].n).toBe(0);
+      expect(await db.knex()('public.tenants').where({ org_id: 'org_fk' })).toEqual([]);
+    } finally {
+      await writer.release();
+    }
+    const writer2 = await startBlocker(db.url, "insert into public.plans (name) values ('open-writer-2')");
+    const released = releaseAfterToolWaited(db.url, writer2, 800);
+    const again = await runCli(['provision:tenant', 'org_fk', '--json', '--lock-timeout', '200', '--lock-retries', '30'], { env: env(tree.dir) });
+    await released;
+    expect(again.code, again.stderr).toBe(0);
+    expect(parseOne(again.stdout).tenants[0]).toMatchObject({ status: 'provisioned' });
+    expect(parseOne(again.stdout).tenants[0].attempts).toBeGreaterThan(1);
+  });
+
+  it('rollback:tenants under a blocker: retried, rolled back once, the blocker named', async () => {
+    const tree = notesTree();
+    const [schema] = await provision(tree.dir, ['org_rb']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');", "await knex.raw('alter table notes drop column tag');");
+    const up = await runCli(['migrate:tenants', '--json'], { env: env(tree.dir) });
+    expect(up.code, up.stderr).toBe(0);
+    const blocker = await startBlocker(db.url, `select count(*) from "${schema}".notes`, { applicationName: 'rb-report' });
+    const released = releaseAfterToolWaited(db.url, blocker, 900);
+    const run = await runCli(['rollback:tenants', '--json', '--lock-timeout', '300', '--lock-retries', '30'], { env: env(tree.dir) });
+    await released;
+    expect(run.code, run.stderr).toBe(0);
+    const tenant = parseOne(run.stdout).tenants[0];
+    expect(tenant.status).toBe('rolled-back');
+    expect(tenant.attempts).toBeGreaterThan(1);
+    expect(run.stderr).toContain('rb-report');
+    expect(await applied(schema!)).toEqual(['20260101000001_notes.ts']);
+    expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
+  });
+
+  it('fail-fast with one tenant past its budget: exit 1, one JSON document, counts add up, the blocked tenant untouched, nobody half-applied', async () => {
+    const tree = notesTree();
+    const orgs = ['org_ff_a', 'org_ff_b', 'org_ff_c', 'org_ff_d'];
+    const schemas = await provision(tree.dir, orgs);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text'); await knex.raw('alter table tags add column tag text');");
+    const sorted = [...schemas].sort();
+    const blocker = await startBlocker(db.url, `select count(*) from "${sorted[0]}".notes`, { maxMs: 25_000 });
+    try {
+      const run = await runCli(['migrate:tenants', '--json', '--concurrency', '1', '--lock-timeout', '150', '--lock-retries', '1'], { env: env(tree.dir) });
+      expect(run.code, run.stderr).toBe(1);
+      const result = parseOne(run.stdout);
+      const s = result.summary;
+      expect((s.migrated ?? 0) + (s.upToDate ?? 0) + (s.failed ?? 0) + (s.skipped ?? 0)).toBe(4);
+      expect(s.failed).toBe(1);
+      const failed = result.tenants.find((t: { schema: string }) => t.schema === sorted[0]);
+      expect(failed).toMatchObject({ status: 'failed', reason: 'lock_timeout', attempts: 2 });
+      for (const t of result.tenants) {
+        const has = await hasColumn(t.schema, 'notes', 'tag');
+        expect(has, `${t.orgId} ${t.status}`).toBe(t.status === 'migrated');
+        expect(await hasColumn(t.schema, 'tags', 'tag')).toBe(has);
+      }
+    } finally {
+      await blocker.release();
+    }
+  });
+
+  it('concurrency never exceeded while tenants wait: tenant-migrate backends ≤ --concurrency + the one monitor', async () => {
+    const tree = notesTree();
+    const orgs = Array.from({ length: 6 }, (_, i) => `org_cc_${i}`);
+    const schemas = await provision(tree.dir, orgs);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const blockers = await Promise.all(schemas.slice(0, 3).map((schema) => startBlocker(db.url, `select count(*) from "${schema}".notes`)));
+    const releases = blockers.map((blocker) => releaseAfterToolWaited(db.url, blocker, 1200));
+    let most = 0;
+    let stop = false;
+    const sampler = (async () => {
+      const client = new pg.Client({ connectionString: db.url, application_name: 'test-sampler' });
+      await client.connect();
+      const deadline = Date.now() + 50_000;
+      while (!stop && Date.now() < deadline) {
+        const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'tenant-migrate'");
+        most = Math.max(most, rows[0]!.n);
+        await sleep(15);
+      }
+      await client.end();
+    })();
+    const run = await runCli(['migrate:tenants', '--json', '--concurrency', '2', '--lock-timeout', '150', '--lock-retries', '40'], { env: env(tree.dir) });
+    stop = true;
+    await sampler;
+    await Promise.all(releases);
+    expect(run.code, run.stderr).toBe(0);
+    expect(parseOne(run.stdout).summary).toMatchObject({ total: 6, migrated: 6 });
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(3);
+  });
+});
