@@ -100,7 +100,7 @@ describe('settings: bad values are exit 2 and change nothing', () => {
       expect(run.code, `${JSON.stringify([args, extra])}: ${run.stdout}${run.stderr}`).toBe(2);
       expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
     }
-  });
+  }, 400_000);
 
   it('TENANT_LOCK_RETRIES=-3 and TENANT_STATEMENT_TIMEOUT=abc → exit 2 (provision:tenant writes nothing)', async () => {
     const tree = notesTree();
@@ -288,6 +288,7 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     }
   });
 
+  // BREAK: comments in the blocker's query (e.g. sqlcommenter tags with an email/password) are printed verbatim in stderr and JSON.
   it('a comment in the blocker\'s query (sqlcommenter style, carrying a secret) is not printed either', async () => {
     const tree = notesTree();
     const [a] = await provision(tree.dir, ['org_comment']);
@@ -415,6 +416,7 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     }
   });
 
+  // BREAK: at --concurrency 2, 4 tenant-migrate backends at once (2 workers + the monitor + one more).
   it('concurrency never exceeded while tenants wait: tenant-migrate backends ≤ --concurrency + the one monitor', async () => {
     const tree = notesTree();
     const orgs = Array.from({ length: 6 }, (_, i) => `org_cc_${i}`);
@@ -423,14 +425,18 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     const blockers = await Promise.all(schemas.slice(0, 3).map((schema) => startBlocker(db.url, `select count(*) from "${schema}".notes`)));
     const releases = blockers.map((blocker) => releaseAfterToolWaited(db.url, blocker, 1200));
     let most = 0;
+    let seen = '';
     let stop = false;
     const sampler = (async () => {
       const client = new pg.Client({ connectionString: db.url, application_name: 'test-sampler' });
       await client.connect();
       const deadline = Date.now() + 50_000;
       while (!stop && Date.now() < deadline) {
-        const { rows } = await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'tenant-migrate'");
-        most = Math.max(most, rows[0]!.n);
+        const { rows } = await client.query<{ state: string; query: string }>("select state, left(query, 60) as query from pg_stat_activity where datname = current_database() and application_name = 'tenant-migrate'");
+        if (rows.length > most) {
+          most = rows.length;
+          seen = JSON.stringify(rows);
+        }
         await sleep(15);
       }
       await client.end();
@@ -442,6 +448,6 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     expect(run.code, run.stderr).toBe(0);
     expect(parseOne(run.stdout).summary).toMatchObject({ total: 6, migrated: 6 });
     expect(most).toBeGreaterThan(0);
-    expect(most).toBeLessThanOrEqual(3);
+    expect(most, seen).toBeLessThanOrEqual(3);
   });
 });
