@@ -104,7 +104,7 @@ describe('settings: bad values are exit 2 and change nothing', () => {
 
   it('TENANT_LOCK_RETRIES=-3 and TENANT_STATEMENT_TIMEOUT=abc → exit 2 (provision:tenant writes nothing)', async () => {
     const tree = notesTree();
-    for (const extra of [{ TENANT_LOCK_RETRIES: '-3' }, { TENANT_STATEMENT_TIMEOUT: 'abc' }]) {
+    for (const extra of [{ TENANT_LOCK_RETRIES: '-3' }, { TENANT_STATEMENT_TIMEOUT: 'abc' }] as Record<string, string>[]) {
       const run = await runCli(['provision:tenant', 'org_never', '--json'], { env: env(tree.dir, extra) });
       expect(run.code, JSON.stringify(extra) + run.stdout + run.stderr).toBe(2);
       const { rows } = await db.knex().raw("select count(*)::int as n from pg_namespace where nspname = ?", [tenantSchemaName('org_never')]);
@@ -194,7 +194,7 @@ describe('a live fleet, adversarially', () => {
       expect(result.tenants[0].status).toBe('migrated');
       expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_try.ts']);
       expect(await hasColumn(schema!, 'notes', 'tag')).toBe(false);
-      const { rows } = await db.knex().raw('select count(*)::int as n from pg_tables where schemaname = ? and tablename = ?', [schema, 'after_try']);
+      const { rows } = await db.knex().raw('select count(*)::int as n from pg_tables where schemaname = ? and tablename = ?', [schema!, 'after_try']);
       expect(rows[0].n).toBe(1);
     } finally {
       await blocker.release();
@@ -341,7 +341,7 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     expect(parseOne(run.stdout).tenants[0].attempts).toBeGreaterThan(1);
     expect(await applied(schema!)).toEqual(['20260101000001_notes.ts', '20260201000000_seed.ts', '20260201000001_cic.ts', '20260201000002_tags_col.ts']);
     expect(await db.knex().withSchema(schema!).from('tags').orderBy('id').pluck('body')).toEqual(['seeded', 'third']);
-    const { rows } = await db.knex().raw("select i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and c.relname = 'notes_body'", [schema]);
+    const { rows } = await db.knex().raw("select i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and c.relname = 'notes_body'", [schema!]);
     expect(rows).toEqual([{ indisvalid: true }]);
   });
 
