@@ -452,3 +452,33 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     expect(most, seen).toBeLessThanOrEqual(3);
   });
 });
+
+describe('Ctrl-C while a tenant waits for its retry', () => {
+  beforeEach(() => dropAllTenants(db.knex()));
+
+  it('SIGINT while a held-up tenant is re-queued: one JSON document, that tenant not migrated and untouched, exit non-zero, no session left behind', async () => {
+    const tree = notesTree();
+    const schemas = await provision(tree.dir, ['org_int_a', 'org_int_b']);
+    tree.release('20260201000000_tag.ts', "await knex.raw('alter table notes add column tag text');");
+    const blocker = await startBlocker(db.url, `select count(*) from "${schemas[0]}".notes`, { maxMs: 25_000 });
+    try {
+      const run = startCli(['migrate:tenants', '--json', '--lock-timeout', '150', '--lock-retries', '50'], { env: env(tree.dir) });
+      await waitForToolBlockedBy(blocker.pid);
+      await sleep(1500);
+      run.kill('SIGINT');
+      const done = await run.done;
+      expect(done.timedOut).toBe(false);
+      expect(done.code).not.toBe(0);
+      const result = parseOne(done.stdout);
+      const held = result.tenants.find((t: { schema: string }) => t.schema === schemas[0]);
+      expect(['skipped', 'failed']).toContain(held.status);
+      expect.soft(held.status).toBe('skipped');
+      expect(await hasColumn(schemas[0]!, 'notes', 'tag')).toBe(false);
+      expect(await applied(schemas[0]!)).toEqual(['20260101000001_notes.ts']);
+      const { rows } = await db.knex().raw("select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'tenant-migrate' and state like 'idle in transaction%'");
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await blocker.release();
+    }
+  });
+});
