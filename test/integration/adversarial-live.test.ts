@@ -456,6 +456,7 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
 describe('Ctrl-C while a tenant waits for its retry', () => {
   beforeEach(() => dropAllTenants(db.knex()));
 
+  // BREAK: Ctrl-C while a tenant waits for its retry reports it skipped but the run says ok:true and exits 0.
   it('SIGINT while a held-up tenant is re-queued: one JSON document, that tenant not migrated and untouched, exit non-zero, no session left behind', async () => {
     const tree = notesTree();
     const schemas = await provision(tree.dir, ['org_int_a', 'org_int_b']);
@@ -468,8 +469,9 @@ describe('Ctrl-C while a tenant waits for its retry', () => {
       run.kill('SIGINT');
       const done = await run.done;
       expect(done.timedOut).toBe(false);
-      expect(done.code, done.stdout + done.stderr).not.toBe(0);
       const result = parseOne(done.stdout);
+      expect(done.code, done.stdout + done.stderr).not.toBe(0);
+      expect(result.ok).toBe(false);
       const held = result.tenants.find((t: { schema: string }) => t.schema === schemas[0]);
       expect(['skipped', 'failed']).toContain(held.status);
       expect.soft(held.status).toBe('skipped');
