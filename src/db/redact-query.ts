@@ -1,5 +1,5 @@
 /**
- * A query as another session sent it, with every literal replaced — what the tool may print about
+ * A query as another session sent it, with every literal replaced and every comment dropped — what the tool may print about
  * somebody else's transaction (an application's `where email = '…'` is customer data).
  *
  * PostgreSQL's own parser (libpg-query) gives every constant's location (`A_Const.location`, a byte
@@ -35,20 +35,62 @@ export function redactQuery(sql: string): string {
   const locations = new Set<number>();
   collectConstants(statements, locations);
   const bytes = Buffer.from(sql, 'utf8');
-  const ranges = [...locations]
+  const literals = [...locations]
     .sort((a, b) => a - b)
-    .map((start) => ({ start, end: literalEnd(bytes, start) }))
-    .filter((range) => range.end > range.start);
-  if (ranges.some((range) => range.end < 0)) return firstKeyword(sql);
+    .map((start) => ({ start, end: literalEnd(bytes, start), with: PLACEHOLDER }))
+    .filter((range) => range.end < 0 || range.end > range.start);
+  if (literals.some((range) => range.end < 0)) return firstKeyword(sql);
+  // Comments carry data too (sqlcommenter tags, "-- user=…"): dropped whole.
+  const comments = commentRanges(bytes, literals);
+  if (comments === undefined) return firstKeyword(sql);
+  const ranges = [...literals, ...comments].sort((a, b) => a.start - b.start);
   const parts: Buffer[] = [];
   let at = 0;
-  for (const { start, end } of ranges) {
+  for (const { start, end, with: replacement } of ranges) {
     if (start < at) continue;
-    parts.push(bytes.subarray(at, start), Buffer.from(PLACEHOLDER));
+    parts.push(bytes.subarray(at, start), Buffer.from(replacement));
     at = end;
   }
   parts.push(bytes.subarray(at));
   return Buffer.concat(parts).toString('utf8').replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * The comments of a statement the parser accepted (`-- …` to the end of the line, `/* … *\/`
+ * nested), found by walking the text outside its literals and quoted identifiers; undefined when
+ * the walk cannot finish (then only the first keyword is shown).
+ */
+function commentRanges(bytes: Buffer, literals: readonly { start: number; end: number }[]): { start: number; end: number; with: string }[] | undefined {
+  const ranges: { start: number; end: number; with: string }[] = [];
+  const literalAt = new Map(literals.map((range) => [range.start, range.end]));
+  for (let i = 0; i < bytes.length; i++) {
+    const literal = literalAt.get(i);
+    if (literal !== undefined) {
+      i = literal - 1;
+    } else if (bytes[i] === DOUBLE_QUOTE) {
+      // A quoted identifier ("" doubles a quote inside it).
+      let j = i + 1;
+      for (; j < bytes.length; j++) if (bytes[j] === DOUBLE_QUOTE && bytes[++j] !== DOUBLE_QUOTE) break;
+      if (j > bytes.length) return undefined;
+      i = j - 1;
+    } else if (bytes[i] === DASH && bytes[i + 1] === DASH) {
+      const newline = bytes.indexOf(NEWLINE, i);
+      const end = newline < 0 ? bytes.length : newline;
+      ranges.push({ start: i, end, with: ' ' });
+      i = end;
+    } else if (bytes[i] === SLASH && bytes[i + 1] === STAR) {
+      let depth = 0;
+      let j = i;
+      for (; j < bytes.length; j++) {
+        if (bytes[j] === SLASH && bytes[j + 1] === STAR) (depth++, j++);
+        else if (bytes[j] === STAR && bytes[j + 1] === SLASH && (j++, --depth === 0)) break;
+      }
+      if (depth !== 0) return undefined;
+      ranges.push({ start: i, end: j + 1, with: ' ' });
+      i = j;
+    }
+  }
+  return ranges;
 }
 
 /** The first word of a statement, for text the parser refused: never a literal. */
@@ -77,6 +119,11 @@ function collectConstants(node: unknown, into: Set<number>): void {
 const QUOTE = 0x27; // '
 const BACKSLASH = 0x5c;
 const DOLLAR = 0x24;
+const DOUBLE_QUOTE = 0x22;
+const DASH = 0x2d;
+const SLASH = 0x2f;
+const STAR = 0x2a;
+const NEWLINE = 0x0a;
 
 /** Where the literal starting at byte `start` ends (exclusive); -1 when it cannot be read. */
 function literalEnd(bytes: Buffer, start: number): number {

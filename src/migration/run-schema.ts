@@ -210,7 +210,7 @@ async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> 
       const units = unitsOf(plan.steps, await Promise.all(plan.steps.map((name) => run.source.load(name))));
       const unit = units[0]?.transactional ? units.shift()! : { transactional: true, names: [], modules: [] };
       await runSteps(trx, run, unit, session, run.replay && plan.direction === 'up' ? learned : undefined);
-      await record(trx, run, plan, applied, unit.names, []);
+      await record(trx, run, plan, applied, unit.names, [], session.caughtLockError);
       if (units.length === 0) await run.complete?.(trx);
       if (units.length > 0) {
         // Taken while the transaction's lock is still held, so no other run slips in between.
@@ -226,7 +226,7 @@ async function runModules(knex: Knex, run: SchemaRun): Promise<SchemaRunResult> 
       if (unit.transactional) {
         await inTransaction(knex, connection, session, { lock: false, read: false }, async (trx) => {
           await runSteps(trx, run, unit, session);
-          await record(trx, run, plan, applied, unit.names, first.done);
+          await record(trx, run, plan, applied, unit.names, first.done, session.caughtLockError);
         });
       } else {
         run.onWarning?.(
@@ -256,6 +256,11 @@ interface Session {
   schema: string;
   previousPath: string | undefined;
   sent: SentStatement[];
+  /**
+   * A lock timeout or deadlock that a statement of the migrations met and a migration caught without
+   * a savepoint: the transaction was aborted by it, so the tenant's failure is that lock's (retried).
+   */
+  caughtLockError?: Error;
   /** The session's fingerprint (db/session-fingerprint.ts) before the run, and after its last transaction. */
   fingerprint: { before?: string; after?: string };
 }
@@ -452,6 +457,11 @@ export async function setLocalSearchPath(trx: Knex.Transaction, schema: string):
  */
 async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session, learned?: Map<string, SentStatement[]>): Promise<void> {
   const log = logStatements(knex);
+  session.caughtLockError = undefined; // per transaction: an earlier unit's, caught in a savepoint, committed
+  const noteLockError = (error: unknown) => {
+    if (lockFailureOf(error)?.retryable && error instanceof Error) session.caughtLockError ??= error;
+  };
+  knex.on('query-error', noteLockError);
   try {
     for (const [i, name] of unit.names.entries()) {
       const module = unit.modules[i]!;
@@ -475,6 +485,7 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       // Refused even when the migration caught the refusal: it meant to undo its work.
       if (guard?.heldBack !== undefined) throw new StepError(name, run.direction, new Error(undoRefusal(guard.heldBack.trim())));
       failure ??= tenantRoleRefusal(run.grants, log.sent.slice(from)); // per-tenant roles: src/roles/grants.ts
+      if (failure !== undefined && codeOf(failure) === IN_FAILED_TRANSACTION && session.caughtLockError) failure = swallowedLockError(session.caughtLockError);
       if (failure !== undefined) {
         // After a COMMIT of its own, what it sent before that stays: the tenant is not untouched.
         const committed = await firstTransactionEnd(log.sent.slice(from), COMMITS_TRANSACTION);
@@ -483,9 +494,23 @@ async function runSteps(knex: Knex, run: SchemaRun, unit: Unit, session: Session
       if (learned && !run.source.replays.has(name)) learned.set(name, log.sent.slice(from));
     }
   } finally {
+    knex.off('query-error', noteLockError);
     log.stop();
     session.sent.push(...log.sent);
   }
+}
+
+function codeOf(error: unknown): unknown {
+  return (error as { code?: unknown } | undefined)?.code;
+}
+
+/** The lock error a migration caught, as the cause of the abort it left (so the tenant is re-queued). */
+function swallowedLockError(lockError: Error): Error {
+  return new Error(
+    `${lockError.message} — caught inside the migration, but PostgreSQL had aborted the transaction; the tenant is tried again whole. ` +
+      'To go on after a failed statement, send it inside a nested knex.transaction() (a savepoint).',
+    { cause: lockError },
+  );
 }
 
 /** Keeps, for later tenants, the SQL of each migration that sent nothing but plain DDL. */
@@ -507,23 +532,25 @@ async function record(
   applied: readonly AppliedMigration[],
   names: readonly string[],
   before: readonly string[],
+  caughtLockError?: Error,
 ): Promise<void> {
   const state = stateAfter(plan, applied, [...before, ...names]);
-  await applyTenantGrants(trx, run.grants);
-  if (names.length === 0) {
-    // Nothing to record — unless the registry disagrees with the schema's own bookkeeping (say a
-    // tenant was migrated with stock Knex): correct it, or every run would find it "behind" again.
-    if (run.finish && run.recorded && !sameState(run.recorded, state)) await run.finish(trx, state);
-    return;
-  }
-  const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
   try {
+    await applyTenantGrants(trx, run.grants);
+    if (names.length === 0) {
+      // Nothing to record — unless the registry disagrees with the schema's own bookkeeping (say a
+      // tenant was migrated with stock Knex): correct it, or every run would find it "behind" again.
+      if (run.finish && run.recorded && !sameState(run.recorded, state)) await run.finish(trx, state);
+      return;
+    }
+    const bookkeeping = bookkeepingStatement(trx, run.schema, plan.direction, names, plan.batch);
     await (run.finish ? run.finish(trx, state, bookkeeping) : bookkeeping);
   } catch (error) {
     // 25P02: a statement of the migrations failed and the migration caught the error, but the
     // transaction was already aborted — name the migration, not the bookkeeping statement.
-    if ((error as { code?: unknown }).code !== IN_FAILED_TRANSACTION) throw error;
+    if ((error as { code?: unknown }).code !== IN_FAILED_TRANSACTION || names.length === 0) throw error;
     const which = names.length === 1 ? names[0]! : `one of ${names.join(', ')}`;
+    if (caughtLockError) throw new StepError(which, plan.direction, swallowedLockError(caughtLockError));
     throw new StepError(
       which,
       plan.direction,

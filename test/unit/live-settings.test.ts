@@ -79,8 +79,17 @@ describe('query redaction', () => {
     expect(redactQuery("select * from notes where body = 'it''s secret' and id > 42 and n = -3.5 and b = true limit 10")).toBe(
       'select * from notes where body = ? and id > ? and n = ? and b = true limit ?',
     );
-    expect(redactQuery("insert into notes (body) values (E'a\\'b', $$x$$, $1) -- ünïcode 'q'")).toBe("insert into notes (body) values (?, ?, $1) -- ünïcode 'q'");
+    expect(redactQuery("insert into notes (body) values (E'a\\'b', $$x$$, $1) -- ünïcode 'q'")).toBe('insert into notes (body) values (?, ?, $1)');
     expect(redactQuery("select 'é', interval '1 day', x'ff'")).toBe('select ?, interval ?, ?');
+  });
+
+  it('drops every comment (sqlcommenter tags, "-- user=…"), nested ones too, but not what a quoted identifier holds', async () => {
+    await loadRedaction();
+    expect(redactQuery("/* user='alice@example.com',password='s3' */ select count(*) from \"t--x\".notes -- token=line-secret\nwhere a = 1")).toBe(
+      'select count(*) from "t--x".notes where a = ?',
+    );
+    expect(redactQuery("select /* outer /* inner 'x' */ still */ 1 /*tail*/")).toBe('select ?');
+    expect(redactQuery("select '-- not a comment', \"a\"\"/*b\" from t")).toBe('select ?, "a""/*b" from t');
   });
 
   it('text the parser refuses (a query cut short by track_activity_query_size) shows its first keyword only', async () => {

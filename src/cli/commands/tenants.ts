@@ -203,6 +203,9 @@ async function runFleetCommand(
       process.off('SIGINT', onInterrupt);
       progress.stop();
     }
+    // Interrupted with tenants left unstarted (or re-queued): the fleet is not done, so not ok.
+    const interrupted = abort.signal.aborted && result.tenants.some((tenant) => tenant.status === 'skipped');
+    if (interrupted) result = { ...result, ok: false };
     output.result(result);
     if (output.json) output.document(result);
     else {
@@ -210,6 +213,7 @@ async function runFleetCommand(
       const release = rollbackReleaseLine(result);
       if (release) output.info(release);
       for (const wave of result.waves ?? []) output.info(`  ${waveLine(wave)}`);
+      if (interrupted) output.info('interrupted: the tenants reported skipped were left as they were; run the command again to finish them');
     }
     return result.ok ? 0 : 1;
   });
