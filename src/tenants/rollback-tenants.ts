@@ -7,7 +7,7 @@ import { runSchema } from '../migration/run-schema.ts';
 import { checkTree, tenantApplied } from '../migration/checksums.ts';
 import { directorySource, type MigrationSource } from '../migration/source.ts';
 import { undoTarget } from '../migration/undo-target.ts';
-import type { FleetResult, TenantResult } from '../report/results.ts';
+import type { FleetResult } from '../report/results.ts';
 import { fleetResult } from './migrate-tenants.ts';
 import { collectWarnings, fleetConcurrency, fleetLiveOf, registryOf, tenantDirectoryOf, type TenantCommandOptions } from './options.ts';
 import { recordTenantState } from './registry.ts';
@@ -35,14 +35,16 @@ export async function rollbackRuleOf(
   source: MigrationSource,
   schemas: readonly string[],
   options: { all?: boolean; to?: string },
-): Promise<{ rule: UndoRule | undefined; release: Release | undefined }> {
+): Promise<{ rule: UndoRule; release: Release | undefined }> {
   if (options.all && options.to !== undefined) {
     throw new UsageError('--all and --to cannot be combined: --all undoes every migration, --to stops at one. Nothing was changed.');
   }
   if (options.all) return { rule: { kind: 'all' }, release: undefined };
   if (options.to !== undefined) return { rule: { kind: 'to', migration: undoTarget(source.names, options.to, 'tenant') }, release: undefined };
   const release = await newestHeldRelease(knex, registry, schemas);
-  return { rule: release ? { kind: 'names', names: release.migrations, release: release.id } : undefined, release };
+  // None held: every tenant is still opened (and found unchanged), so one whose bookkeeping is gone
+  // fails as it fails a rollback that has something to undo — never a silent "unchanged".
+  return { rule: release ? { kind: 'names', names: release.migrations, release: release.id } : { kind: 'names', names: [] }, release };
 }
 
 /**
@@ -83,12 +85,6 @@ export async function rollbackTenants(knex: Knex, options: RollbackOptions = {})
   // The release a plain rollback undid (or null: none held), so the JSON and the text say what was done.
   const said = plain ? { release: release ? { id: release.id, migrations: release.migrations } : null } : {};
   options.onStart?.(tenants.length);
-  if (!rule) {
-    const untouched = tenants.map((tenant): TenantResult => ({ orgId: tenant.orgId, schema: tenant.schema, status: 'unchanged', migrations: [], ms: 0 }));
-    for (const result of untouched) options.onTenantDone?.(result);
-    return { ...fleetResult('rollback:tenants', tenants, untouched, started, warnings), ...said };
-  }
-
   const results = await runFleet(
     tenants,
     async (tenant) => {

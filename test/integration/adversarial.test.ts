@@ -187,7 +187,9 @@ await knex('s').insert({ tz: rows[0].p.includes('public') ? 'with public' : 'no 
   });
 
   it('a session-level set in one tenant\'s migration is not seen by the next tenant\'s migration', async () => {
-    // Plain Knex runs each tenant's migrations in a transaction of their own: lock_timeout starts at its default.
+    // Plain Knex runs each tenant's migrations in a transaction of their own: lock_timeout starts at
+    // its default — here the tool's own (1 s, SET LOCAL in every tenant's transaction), never the
+    // 4321ms an earlier tenant's migration set for its session.
     const migration: Migration = [M(1), `await knex.schema.createTable('seen', (t) => { t.text('lock_timeout'); });
 const { rows } = await knex.raw("select current_setting('lock_timeout') as v");
 await knex('seen').insert({ lock_timeout: rows[0].v });
@@ -200,7 +202,7 @@ await knex.raw("set lock_timeout = '4321ms'");`];
     expect(result.ok).toBe(true);
     const seen = [];
     for (const orgId of orgs) seen.push(await db.knex().withSchema(tenantSchemaName(orgId)).from('seen').pluck('lock_timeout'));
-    expect(seen).toEqual(orgs.map(() => ['0']));
+    expect(seen).toEqual(orgs.map(() => ['1s']));
   });
 
   it('a prepared statement (.options({ name })) works on every tenant', async () => {
