@@ -8,7 +8,7 @@ import type cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import { writeJsonDocument } from './json-stream.ts';
 import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
-import { describeBlockers, type Blocker } from '../db/blocker-monitor.ts';
+import { describeBlockers, type Blocker } from '../report/blockers.ts';
 import type { RetryEvent } from '../fleet/run-fleet.ts';
 
 export interface Output {

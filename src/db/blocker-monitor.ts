@@ -9,19 +9,11 @@
  */
 import type { Knex } from 'knex';
 import { loadRedaction, redactQuery } from './redact-query.ts';
+import { HIDDEN_NOTE, type Blocker } from '../report/blockers.ts';
+
+export { describeBlockers, HIDDEN_NOTE, type Blocker } from '../report/blockers.ts';
 
 /** The session at the root of a wait, as `--json` prints it under `blockedBy`. */
-export interface Blocker {
-  pid: number;
-  user: string | null;
-  applicationName: string | null;
-  state: string | null;
-  /** How long its transaction has been open (ms), when visible. */
-  transactionMs: number | null;
-  /** Its current (or last) statement, literals replaced; null when hidden or none. */
-  query: string | null;
-}
-
 export interface BlockerMonitor {
   /** Watches a backend while its attempt may wait; call the returned function when the attempt ends. */
   watch(pid: number, onHeldUp?: (blockers: Blocker[]) => void): () => void;
@@ -57,7 +49,6 @@ interface Row extends Omit<Blocker, 'query'> {
 }
 
 /** What a role without pg_read_all_stats is told instead of another user's state and query. */
-export const HIDDEN_NOTE = 'state, transaction age and query hidden: the tool\'s role is not that user and lacks pg_read_all_stats';
 
 /**
  * Starts the monitor on a raw connection of Knex's (`acquireRawConnection`: the dialect's seam,
@@ -158,19 +149,3 @@ function blockerOf(row: Row): Blocker {
   };
 }
 
-/**
- * "held up by pid 4242 (app, psql, idle in transaction, transaction open 12.0 s): select …" — the
- * words of the progress line and of a tenant's error.
- */
-export function describeBlockers(blockers: readonly Blocker[]): string {
-  if (blockers.length === 0) return '';
-  const one = (b: Blocker) => {
-    if (b.pid === 0) return 'a prepared transaction (pid 0: see pg_prepared_xacts; COMMIT PREPARED or ROLLBACK PREPARED ends it)';
-    const hidden = b.state === null && b.query === null && b.transactionMs === null;
-    const facts = [b.user, b.applicationName ? b.applicationName : undefined, b.state ?? undefined, b.transactionMs !== null ? `transaction open ${(b.transactionMs / 1000).toFixed(1)} s` : undefined]
-      .filter((fact) => fact !== undefined && fact !== null && fact !== '')
-      .join(', ');
-    return `pid ${b.pid} (${facts}${hidden ? `; ${HIDDEN_NOTE}` : ''})${b.query ? `: ${b.query}` : ''}`;
-  };
-  return `held up by ${blockers.map(one).join('; and ')}`;
-}

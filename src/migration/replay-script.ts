@@ -55,10 +55,10 @@ const DOLLAR_TAG = '$tm_guard$';
  */
 const SEPARATOR = '\n;\n';
 
-/** First line of every script: names the fast path in pg_stat_activity and the server's log. */
 /** How the session fingerprint reads in a script (db/session-fingerprint.ts): present only with a DO block. */
 const FINGERPRINT_ALIAS = ') as fingerprint';
 
+/** First line of every script: names the fast path in pg_stat_activity and the server's log. */
 const REPLAY_MARKER = '-- tenant-migrate: replay of learned DDL';
 
 /** Predicts that a schema has applied exactly `names` (its `knex_migrations`, compared by digest). */

@@ -2,7 +2,7 @@
  * The result objects every command returns: the library returns them, `--json` prints them as they
  * are, and the human output is rendered from them.
  */
-import type { Blocker } from '../db/blocker-monitor.ts';
+import type { Blocker } from './blockers.ts';
 import type { LockReason } from '../db/lock-errors.ts';
 
 /**

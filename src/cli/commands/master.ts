@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { MasterResult } from '../../report/results.ts';
 import { liveFrom, lockOptions, withDatabase, type LockFlags } from '../context.ts';
-import { describeBlockers } from '../../db/blocker-monitor.ts';
+import { describeBlockers } from '../../report/blockers.ts';
 import { DRY_RUN_HELP, runDryRun } from './dry-run.ts';
 import { lintBeforeMigrating } from './lint.ts';
 import { masterLines, type Output } from '../output.ts';
@@ -69,7 +69,7 @@ export const registerSeedMasterCommand: Register = (program: Command, run) => {
 function masterProgress(output: Output) {
   const shown = new Set<string>();
   return {
-    onHeldUp: (blockers: import('../../db/blocker-monitor.ts').Blocker[]) => {
+    onHeldUp: (blockers: import('../../report/blockers.ts').Blocker[]) => {
       const key = blockers.map((b) => b.pid).join(',');
       if (shown.has(key)) return;
       shown.add(key);
