@@ -270,7 +270,9 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
     const blockerA = await startBlocker(db.url, mixed, { maxMs: 25_000 });
     const blockerB = await startBlocker(db.url, truncated, { maxMs: 25_000 });
     try {
-      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', '300', '--lock-retries', '1'], { env: env(tree.dir) });
+      // A lock timeout long enough for the monitor's look (every 250 ms) on a loaded machine: the
+      // test asserts the blockers are named.
+      const run = await runCli(['migrate:tenants', '--json', '--continue-on-error', '--lock-timeout', '1500', '--lock-retries', '1'], { env: env(tree.dir) });
       expect(run.code, run.stderr).toBe(1);
       const result = parseOne(run.stdout);
       const all = run.stdout + run.stderr;
