@@ -226,7 +226,9 @@ describe('embedded server: stop()', () => {
         let output = '';
         child.stdout.on('data', (chunk) => (output += chunk));
         child.stderr.on('data', (chunk) => (output += chunk));
-        const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        // Generous: starting PGlite with pgvector in a fresh process took over a minute on a loaded
+        // 2-core machine. A process kept alive by the server would never exit: the kill still catches it.
+        const killer = setTimeout(() => child.kill('SIGKILL'), 150_000);
         child.on('exit', (code) => {
           clearTimeout(killer);
           resolve({ code, output, ms: Date.now() - started });
@@ -237,7 +239,7 @@ describe('embedded server: stop()', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 240_000);
 });
 
 describe('embedded server: persistent (DATABASE_URL=embedded)', () => {
