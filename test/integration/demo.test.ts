@@ -36,5 +36,5 @@ describe('pnpm demo', () => {
     const workDir = path.join(repoRoot, '.tenant-migrate');
     const left = fs.existsSync(workDir) ? fs.readdirSync(workDir) : [];
     expect(left.filter((name) => name.startsWith('demo-tree-') || name.startsWith('demo-backups-'))).toEqual([]);
-  });
+  }, 180_000); // the demo runs a dozen commands on PGlite: about 20 s alone, minutes on a loaded machine
 });
