@@ -77,6 +77,7 @@ export function normalise(output: string, project: string): string {
     .replace(/\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?/g, '<time>')
     .replace(/\b\d{8}T\d{6}Z\b/g, '<stamp>')
     .replace(/\b\d+(\.\d+)? ?(ms|s)\b/g, '<t>')
+    .replace(/"(ms|durationMs|transactionMs)": \d+/g, '"$1": <t>') // durations in --json documents
     .replace(/\bpid \d+/g, 'pid <pid>')
     .replace(/\b[0-9a-f]{64}\b/g, '<sha256>')
     .replace(/\b\d+ bytes\b/g, '<n> bytes')

@@ -28,6 +28,8 @@ describe('docs:check', () => {
     const b = normalise('✔ org_1 (tid_dfc7654918) migrated: 20260101000000_x.ts 2 ms\n3 2026-12-07 01:02:03Z ok 12.7 s other@vm migrate:master\n  who  other@vm (pid 7)\nwrote /work/main/fleet.html', '/work/main');
     expect(a).toBe(b);
     expect(normalise('2 tenants — 2 migrated', '/x')).not.toBe(normalise('2 tenants — 1 migrated', '/x'));
+    expect(normalise('{ "ms": 0, "total": 3 }', '/x')).toBe(normalise('{ "ms": 1907, "total": 3 }', '/x'));
+    expect(normalise('{ "total": 3 }', '/x')).not.toBe(normalise('{ "total": 4 }', '/x'));
     expect(normalise('org_2abc', '/x')).not.toBe(normalise('org_2abd', '/x'));
   });
 });
