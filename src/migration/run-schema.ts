@@ -548,7 +548,7 @@ async function record(
   } catch (error) {
     // 25P02: a statement of the migrations failed and the migration caught the error, but the
     // transaction was already aborted — name the migration, not the bookkeeping statement.
-    if ((error as { code?: unknown }).code !== IN_FAILED_TRANSACTION || names.length === 0) throw error;
+    if (codeOf(error) !== IN_FAILED_TRANSACTION || names.length === 0) throw error;
     const which = names.length === 1 ? names[0]! : `one of ${names.join(', ')}`;
     if (caughtLockError) throw new StepError(which, plan.direction, swallowedLockError(caughtLockError));
     throw new StepError(
@@ -582,7 +582,7 @@ async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: U
   try {
     await runSteps(pinned, run, unit, session);
   } catch (error) {
-    throw notRetried(error, unit.names[0]!);
+    throw notRetried(error, unit.names[0]!, session.sent.at(-1)?.sql);
   } finally {
     await pinned.raw("select set_config('search_path', ?, false)", [session.previousPath ?? '"$user", public']);
     await pinned.raw(RESET_TIMEOUTS_SQL);
@@ -593,10 +593,11 @@ async function runAlone(knex: Knex, connection: unknown, run: SchemaRun, unit: U
  * A `transaction: false` migration held up by a lock is not tried again by the run: what it did
  * before the timeout committed (a CREATE INDEX CONCURRENTLY that times out leaves an INVALID index).
  */
-function notRetried(error: unknown, name: string): unknown {
+function notRetried(error: unknown, name: string, lastSent: string | undefined): unknown {
   const failure = lockFailureOf(error);
   if (!failure) return error;
-  const index = /\bconcurrently\b/i.test(failure.error.message) || /index/i.test(name)
+  // Judged by the statement that was stopped (the last one the migration sent), not by its file name.
+  const index = /\bindex\s+concurrently\b/i.test(lastSent ?? '')
     ? ' A CREATE INDEX CONCURRENTLY stopped this way leaves an INVALID index: drop it (DROP INDEX CONCURRENTLY <name>; see pg_index.indisvalid) before the next run.'
     : '';
   return new NotRetryableError(

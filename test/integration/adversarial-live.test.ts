@@ -8,11 +8,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { runCli, startCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { releaseAfterToolWaited, startBlocker, type Blocker } from '../support/app-load.ts';
+import { appliedMigrations, hasColumn as columnExists, releaseAfterToolWaited, startBlocker, waitForToolBlockedBy as toolBlockedBy, type Blocker } from '../support/app-load.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
@@ -44,33 +45,14 @@ async function provision(tree: string, orgIds: string[]): Promise<string[]> {
   return orgIds.map(tenantSchemaName);
 }
 
-async function applied(schema: string): Promise<string[]> {
-  return (await db.knex().withSchema(schema).from('knex_migrations').orderBy('id').pluck('name')) as string[];
-}
-
-async function hasColumn(schema: string, table: string, column: string): Promise<boolean> {
-  const rows = await db.knex()('information_schema.columns').where({ table_schema: schema, table_name: table, column_name: column });
-  return rows.length > 0;
-}
+const applied = (schema: string) => appliedMigrations(db.knex(), schema);
+const hasColumn = (schema: string, table: string, column: string) => columnExists(db.knex(), schema, table, column);
 
 /** Waits (bounded) until a tenant-migrate backend waits for `blocker`; returns that backend's pid. */
 async function waitForToolBlockedBy(blockerPid: number, maxMs = 30_000): Promise<number> {
-  const client = new pg.Client({ connectionString: db.url, application_name: 'test-watch' });
-  await client.connect();
-  try {
-    const deadline = Date.now() + maxMs;
-    while (Date.now() < deadline) {
-      const { rows } = await client.query<{ pid: number }>(
-        "select pid from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
-        [blockerPid],
-      );
-      if (rows[0]) return rows[0].pid;
-      await sleep(20);
-    }
-    throw new Error('the tool never waited for the blocker');
-  } finally {
-    await client.end();
-  }
+  const pid = await toolBlockedBy(db.url, blockerPid, maxMs);
+  if (pid === undefined) throw new Error('the tool never waited for the blocker');
+  return pid;
 }
 
 function parseOne(stdout: string): any {
@@ -85,6 +67,8 @@ beforeAll(() => {
 
 describe('settings: bad values are exit 2 and change nothing', () => {
   beforeEach(() => dropAllTenants(db.knex()));
+  // Whatever a lock wait, a retry or a cancel did: no session idle in transaction, no advisory lock held.
+  afterEach(() => expectNoLeftovers(db.knex()));
 
   it('bad --lock-timeout / --lock-retries / --statement-timeout / TENANT_LOCK_TIMEOUT values → exit 2, nothing migrated', async () => {
     const tree = notesTree();
@@ -116,6 +100,8 @@ describe('settings: bad values are exit 2 and change nothing', () => {
 
 describe('a live fleet, adversarially', () => {
   beforeEach(() => dropAllTenants(db.knex()));
+  // Whatever a lock wait, a retry or a cancel did: no session idle in transaction, no advisory lock held.
+  afterEach(() => expectNoLeftovers(db.knex()));
 
   it("a migration's own SET LOCAL lock_timeout is kept (it outwaits a 1.5 s blocker with the tool's 200 ms and no retries)", async () => {
     const tree = notesTree();
@@ -257,6 +243,8 @@ describe('a live fleet, adversarially', () => {
 
 describe('the blocker named, transaction:false plans, provisioning, rollback, fail-fast, concurrency', () => {
   beforeEach(() => dropAllTenants(db.knex()));
+  // Whatever a lock wait, a retry or a cancel did: no session idle in transaction, no advisory lock held.
+  afterEach(() => expectNoLeftovers(db.knex()));
 
   it('literals in the blocker\'s query never appear in the output: E-strings, dollar quotes, numbers, arrays, U& strings, a second statement, a query truncated mid-literal by track_activity_query_size', async () => {
     const tree = notesTree();
@@ -458,6 +446,8 @@ describe('the blocker named, transaction:false plans, provisioning, rollback, fa
 
 describe('Ctrl-C while a tenant waits for its retry', () => {
   beforeEach(() => dropAllTenants(db.knex()));
+  // Whatever a lock wait, a retry or a cancel did: no session idle in transaction, no advisory lock held.
+  afterEach(() => expectNoLeftovers(db.knex()));
 
   // Found by the adversarial pass, fixed: Ctrl-C while a tenant waits for its retry reports it skipped but the run says ok:true and exits 0.
   it('SIGINT while a held-up tenant is re-queued: one JSON document, that tenant not migrated and untouched, exit non-zero, no session left behind', async () => {

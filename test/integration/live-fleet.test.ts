@@ -7,11 +7,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectNoLeftovers } from '../support/leftovers.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { runCli, startCli } from '../support/cli.ts';
 import { useFreshDatabase } from '../support/database.ts';
-import { releaseAfterToolWaited, startAppLoad, startBlocker } from '../support/app-load.ts';
+import { appliedMigrations, hasColumn as columnExists, releaseAfterToolWaited, startAppLoad, startBlocker } from '../support/app-load.ts';
 import { dropAllTenants } from '../support/fleet.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
@@ -80,14 +81,8 @@ async function provision(tree: string, orgIds: string[]): Promise<string[]> {
   return orgIds.map(tenantSchemaName);
 }
 
-async function applied(schema: string): Promise<string[]> {
-  return (await db.knex().withSchema(schema).from('knex_migrations').orderBy('id').pluck('name')) as string[];
-}
-
-async function hasColumn(schema: string, table: string, column: string): Promise<boolean> {
-  const rows = await db.knex()('information_schema.columns').where({ table_schema: schema, table_name: table, column_name: column });
-  return rows.length > 0;
-}
+const applied = (schema: string) => appliedMigrations(db.knex(), schema);
+const hasColumn = (schema: string, table: string, column: string) => columnExists(db.knex(), schema, table, column);
 
 /** Samples, every 20 ms until stopped, how many of the tool's backends are inside a transaction at once (the monitor's look aside). */
 function sampleToolTransactions(): { stop(): Promise<number> } {
@@ -122,6 +117,8 @@ function sampleToolTransactions(): { stop(): Promise<number> } {
 describe('a live fleet', { timeout: 240_000 }, () => {
   // Each test its own fleet and tree (the registry and the release ledger go with the tenants).
   beforeEach(() => dropAllTenants(db.knex()));
+  // Whatever a lock wait, a retry or a cancel did: no session idle in transaction, no advisory lock held.
+  afterEach(() => expectNoLeftovers(db.knex()));
   beforeAll(() => {
     masterTree = copyTree('tenant-basic', 0);
     writeMigration(masterTree, '20260101000000_plans.ts', "await knex.raw('create table plans (id serial primary key, name text)');");

@@ -5,6 +5,7 @@
  * table (a long report, a stuck worker) for a while, or until released.
  */
 import crypto from 'node:crypto';
+import type { Knex } from 'knex';
 import pg from 'pg';
 
 export interface AppStats {
@@ -108,27 +109,47 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /**
+ * The pid of a tenant-migrate backend that waits for `blockerPid`, polled every 20 ms; undefined
+ * when none did within `maxMs`.
+ */
+export async function waitForToolBlockedBy(url: string, blockerPid: number, maxMs = 30_000): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: url, application_name: 'test-watch' });
+  await client.connect();
+  try {
+    const deadline = Date.now() + maxMs;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ pid: number }>(
+        "select pid from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
+        [blockerPid],
+      );
+      if (rows[0]) return rows[0].pid;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return undefined;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
  * Ends `blocker` `holdMs` after the tool was first seen waiting for it (the CLI takes a while to
  * start, so a fixed hold would often end before the tool arrives). Bounded: gives up after `maxMs`.
  */
 export function releaseAfterToolWaited(url: string, blocker: Blocker, holdMs: number, maxMs = 150_000): Promise<void> {
   return (async () => {
-    const client = new pg.Client({ connectionString: url, application_name: 'test-watch' });
-    await client.connect();
-    try {
-      const deadline = Date.now() + maxMs;
-      while (Date.now() < deadline) {
-        const { rows } = await client.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where application_name = 'tenant-migrate' and $1 = any(pg_blocking_pids(pid))",
-          [blocker.pid],
-        );
-        if (rows[0]!.n > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    } finally {
-      await client.end();
-    }
+    await waitForToolBlockedBy(url, blocker.pid, maxMs);
     await new Promise((resolve) => setTimeout(resolve, holdMs));
     await blocker.release();
   })();
+}
+
+/** The migrations `schema`'s own knex_migrations records, in the order they were applied. */
+export async function appliedMigrations(knex: Knex, schema: string): Promise<string[]> {
+  return (await knex.withSchema(schema).from('knex_migrations').orderBy('id').pluck('name')) as string[];
+}
+
+/** Whether `schema.table` has `column`. */
+export async function hasColumn(knex: Knex, schema: string, table: string, column: string): Promise<boolean> {
+  const rows = await knex('information_schema.columns').where({ table_schema: schema, table_name: table, column_name: column });
+  return rows.length > 0;
 }
