@@ -25,7 +25,7 @@ import { FIXTURE_DIR, checkFixtureTree } from './fixture.ts';
 import { benchTenants, resetFleet, schemaFingerprint, verifyMigrated, type BenchTenant, type FleetState } from './fleet.ts';
 import { formatTable, ratiosOf, statsOf, targetsOf, type Measurement, type Report, type Run, type Stats } from './report.ts';
 import { formatStartup, measureStartup, STARTUP_TENANTS } from './startup.ts';
-import { formatScale, runScale } from './scale.ts';
+import { formatScale, runScale, type ScaleOptions } from './scale.ts';
 import { formatLive, runLive } from './live.ts';
 import { createScratchDatabase, serverInfo, startBenchServer, type ScratchDatabase } from './server.ts';
 
@@ -178,7 +178,7 @@ const USAGE = `usage: pnpm bench [--tenants N] [--reps R] [--only ids] [--skip-n
                    against the floor SQL, no-op, status, status --verify, dry run, query:tenants, history, provision,
                    deprovision with backup, restore, sync:clerk against a fake Clerk), with the client's peak RSS and the
                    server backends' peak RssAnon (a local server). Each size in a database tm_bench_scale_<size>, kept and
-                   resumed between runs (drop them when done); BENCH_SCALE_DEADLINE=<ISO time> stops starting commands
+                   resumed between runs (drop them when done); BENCH_SCALE_DEADLINE=<ISO time> stops starting commands; BENCH_SCALE_ROWS=deprovision,restore runs only those rows
   --sizes a,b      fleet sizes for --scale and --roles (default 1000,10000)
   --roles          instead of the contenders: what per-tenant roles cost withTenant and provisioning (roles-cost.ts)
   --json           one JSON document on stdout; the table goes to stderr (use \`pnpm -s bench --json\`:
@@ -460,7 +460,8 @@ async function main(): Promise<number> {
   if (options.scale) {
     // Each size in a database of its own, kept (and resumed) between runs: drop tm_bench_scale_<size> when done.
     const deadline = process.env.BENCH_SCALE_DEADLINE ? new Date(process.env.BENCH_SCALE_DEADLINE) : undefined;
-    const scale = await runScale({ adminUrl: server.adminUrl, sizes: options.scale, log, ...(deadline ? { deadline } : {}) });
+    const rows = process.env.BENCH_SCALE_ROWS?.split(',').map((row) => row.trim()).filter(Boolean);
+    const scale = await runScale({ adminUrl: server.adminUrl, sizes: options.scale, log, ...(deadline ? { deadline } : {}), ...(rows ? { rows: rows as ScaleOptions['rows'] } : {}) });
     const table = `${machineLine}\n\n${formatScale(scale)}`;
     fs.mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     fs.writeFileSync(new URL(`./results/scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify({ machine: machineLine, scale }, null, 2));

@@ -73,6 +73,25 @@ export interface ScaleOptions {
   log: (line: string) => void;
   /** Stop starting new commands after this time (the partial table is still reported). */
   deadline?: Date;
+  /**
+   * Only these rows (BENCH_SCALE_ROWS=deprovision,restore): to measure again what changed on a
+   * fleet already laid down. A row that needs another runs it too (restore needs a deprovision,
+   * which needs a provision).
+   */
+  rows?: readonly RowId[];
+}
+
+/** The rows to run: `rows` and what they need; undefined = every row. */
+export function rowsToRun(rows: readonly string[] | undefined): Set<RowId> | undefined {
+  if (!rows) return undefined;
+  const known = new Set<string>(SCALE_ROWS.map(([id]) => id));
+  const unknown = rows.filter((row) => !known.has(row));
+  if (unknown.length > 0) throw new Error(`BENCH_SCALE_ROWS: unknown row(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
+  const wanted = new Set(rows as RowId[]);
+  if (wanted.has('restore')) wanted.add('deprovision');
+  if (wanted.has('deprovision')) wanted.add('provision');
+  if (wanted.has('fresh')) wanted.add('floor');
+  return wanted;
 }
 
 export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
@@ -94,6 +113,8 @@ async function measureSize(options: ScaleOptions, size: number, missing: string[
   const result: ScaleSize = { size, layDown: laid, cells: {} };
   const env = { DATABASE_URL: url, TENANT_MIGRATIONS_DIR: FIXTURE_DIR, TENANT_ROLES: 'off' };
   const late = () => options.deadline !== undefined && Date.now() > options.deadline.getTime();
+  const selected = rowsToRun(options.rows);
+  const wanted = (id: RowId) => selected === undefined || selected.has(id);
   const record = (id: RowId, cell: ScaleCell | undefined, why?: string) => {
     if (cell) {
       result.cells[id] = cell;
@@ -104,6 +125,7 @@ async function measureSize(options: ScaleOptions, size: number, missing: string[
     }
   };
   const cli = async (id: RowId, args: string[], check: (run: ProcessRun) => string | undefined, extraEnv: Record<string, string> = {}, perTenant?: number) => {
+    if (!wanted(id)) return undefined;
     if (late()) return record(id, undefined, 'deadline reached');
     const sampler = await sampleServerMemory(url);
     let run: ProcessRun;
@@ -123,7 +145,9 @@ async function measureSize(options: ScaleOptions, size: number, missing: string[
   const pending = all.slice(size - 2 * k);
   const floorTenants = pending.slice(0, k);
   const pendingNow = await countPending(url);
-  if (pendingNow === 2 * k) {
+  if (!wanted('floor')) {
+    // not asked for (BENCH_SCALE_ROWS)
+  } else if (pendingNow === 2 * k) {
     const sampler = await sampleServerMemory(url, 'tenant-migrate-bench-floor');
     const started = performance.now();
     await onConnections(url, 2, floorTenants, (client, tenant) => client.query(floorMigrateSql(tenant.schema)), 'tenant-migrate-bench-floor');
@@ -166,6 +190,7 @@ async function measureSize(options: ScaleOptions, size: number, missing: string[
   }
   fs.rmSync(backupDir, { recursive: true, force: true });
 
+  if (!wanted('sync')) return result;
   const clerk = await startFakeClerk({ orgIds: await registeredOrgIds(url) });
   try {
     const run = await cli('sync', ['sync:clerk', '--json'], (r) => ((JSON.parse(r.stdout) as { ok: boolean }).ok ? undefined : r.stdout.slice(0, 500)), {
