@@ -6,7 +6,8 @@
  *     --size 100000 --pending 2000 [--connections 2] [--fresh]
  *
  * Tenants 1..size-pending are provisioned at the newest fixture migration by the floor SQL (many
- * tenants per query string, one transaction each); the last `pending` are registered with empty
+ * tenants per query string, one transaction each; `tasks.priority` declared in its CREATE TABLE, not
+ * added by ADD COLUMN … DEFAULT, whose cost grows with the catalog: fixture.ts, LAY_DOWN_DDL); the last `pending` are registered with empty
  * schemas, so a fresh `migrate:tenants` and the floor can both be timed on the full catalog.
  * Prints one progress line per 1,000 tenants with the floor's own rate: how DDL slows as the
  * catalog grows. Connections are replaced every 2,000 tenants (a backend's catalog cache grows
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import knexFactory from 'knex';
 import pg from 'pg';
 import { ensureRegistry } from '../src/tenants/registry.ts';
-import { floorProvisionSql, registerEmptySql } from './fixture.ts';
+import { layDownProvisionSql, registerEmptySql } from './fixture.ts';
 import { benchTenants, type BenchTenant } from './fleet.ts';
 
 /** Tenants per query string (each its own transaction). */
@@ -62,7 +63,7 @@ export async function layDown(options: LayDownOptions): Promise<LayDownReport> {
   let windowCount = 0;
   const floorStarted = Date.now();
   await onRecycledConnections(url, connections, chunk(migrated, PER_QUERY), async (client, batch) => {
-    await client.query(batch.map((tenant) => floorProvisionSql(tenant.orgId, tenant.schema)).join('\n'));
+    await client.query(batch.map((tenant) => layDownProvisionSql(tenant.orgId, tenant.schema)).join('\n'));
     const before = count;
     count += batch.length;
     if (Math.floor(count / 1000) > Math.floor(before / 1000)) {
