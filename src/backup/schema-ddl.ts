@@ -127,7 +127,9 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
     for (const c of t.columns ?? []) {
       if (c.stattarget !== null) before.push(`ALTER TABLE ONLY ${t.name} ALTER COLUMN ${c.name} SET STATISTICS ${c.stattarget};`);
       if (c.storage !== null) before.push(`ALTER TABLE ONLY ${t.name} ALTER COLUMN ${c.name} SET STORAGE ${storage[c.storage]};`);
-      if (c.options) before.push(`ALTER TABLE ONLY ${t.name} ALTER COLUMN ${c.name} SET (${c.options.join(', ')});`);
+      // Options the server keeps for itself (`pg_…`, e.g. pg_attver on some builds) are not written, as pg_dump does not.
+      const columnOptions = (c.options ?? []).filter((option) => !option.startsWith('pg_'));
+      if (columnOptions.length > 0) before.push(`ALTER TABLE ONLY ${t.name} ALTER COLUMN ${c.name} SET (${columnOptions.join(', ')});`);
     }
     if (t.replident === 'f') before.push(`ALTER TABLE ONLY ${t.name} REPLICA IDENTITY FULL;`);
     if (t.replident === 'n') before.push(`ALTER TABLE ONLY ${t.name} REPLICA IDENTITY NOTHING;`);
