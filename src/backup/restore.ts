@@ -1,9 +1,11 @@
 /**
  * `restore:tenant <manifest.json>`: brings back a deprovisioned org from its backup, all or
  * nothing. Refused (exit 2, nothing changed) when the dump's sha256 differs from the manifest's,
- * or when the org is registered or its schema exists. The dump is replayed by `pg_restore` into
- * `psql --single-transaction` together with the registry row — one transaction: the schema and the
- * row appear together or not at all. A plain-SQL dump (the embedded server's) is sent the same way
+ * or when the org is registered or its schema exists; a catalog dump (`sql`, schema-dump.ts) must
+ * also read back complete with the rows its manifest lists. The dump is replayed into `psql
+ * --single-transaction` (a custom-format one through `pg_restore`, a catalog dump as it is)
+ * together with the registry row — one transaction: the schema and the row appear together or not
+ * at all. A plain-SQL dump (the embedded server's) is sent the same way
  * through our own connection, as one script: begin, the lock, the dump, the row, commit. The row
  * records what the restored `knex_migrations` says, and the result lists the tenant tree's
  * migrations the restored schema is behind on.
