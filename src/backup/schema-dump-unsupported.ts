@@ -83,14 +83,14 @@ export async function inspectSchema(client: pg.ClientBase, schema: string): Prom
     `select (select count(*) from pg_inherits where inhrelid = any($1::oid[]) or inhparent = any($1::oid[]))::int as inheritance,
             (select count(*) from pg_rewrite r join pg_class c on c.oid = r.ev_class
               where r.ev_class = any($1::oid[]) and not (r.rulename = '_RETURN' and c.relkind = 'v'))::int as rules,
-            (select count(*) from pg_attrdef d join pg_class c on c.oid = d.adrelid where d.adrelid = any($1::oid[]) and c.relkind = 'v')::int as "viewDefaults",
+            (select count(*) from pg_attrdef where adrelid = any($3::oid[]))::int as "viewDefaults",
             (select count(*) from pg_attribute a where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped
                 and (${ns.version >= 140000 ? "a.attcompression <> ''" : 'false'} or ${ns.version >= 180000 ? "a.attgenerated = 'v'" : 'false'}
                      or exists (select 1 from pg_type t join pg_class rc on rc.oid = t.typrelid
                                  where t.oid in (a.atttypid, (select typelem from pg_type e where e.oid = a.atttypid and e.typcategory = 'A')) and rc.relkind <> 'c')))::int as columns,
             (select count(*) from pg_publication_rel where prrelid = any($1::oid[]))::int as publications,
             (select count(*) from pg_seclabel where objoid = any($2::oid[]))::int as labels`,
-    [relOids, [namespace, ...relOids, ...oidsOf('pg_type'), ...oidsOf('pg_proc')]],
+    [relOids, [namespace, ...relOids, ...oidsOf('pg_type'), ...oidsOf('pg_proc')], relations.filter((r) => r.relkind === 'v').map((r) => r.oid)],
   );
   const messages: Record<string, string> = {
     inheritance: 'table inheritance',
