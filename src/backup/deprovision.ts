@@ -5,9 +5,13 @@
  * the manifest, and only then drop the schema and delete the registry row in ONE transaction. A
  * dump that fails or does not verify leaves the tenant untouched.
  *
- * Two dumpers: pg_dump (custom format, verified with `pg_restore --list`) for a server, and the
- * embedded server's own (plain SQL from pg_dump compiled to WebAssembly, verified by PostgreSQL's
- * parser) for PGlite, which no pg_dump binary can reach.
+ * Three dumpers. On a server, by default (TENANT_BACKUP_DUMPER=tool) the catalog dumper
+ * (schema-dump.ts: plain SQL with COPY data, from the schema's own catalog rows only — pg_dump reads
+ * the whole catalog, 58 s per dump at 36,000 tenants), verified by reading it back
+ * (schema-dump-verify.ts); a schema holding what it does not write goes to pg_dump, and the manifest
+ * says why. With TENANT_BACKUP_DUMPER=pg_dump: pg_dump (custom format, verified with `pg_restore
+ * --list`). For PGlite, which no pg_dump binary can reach, the embedded server's own (plain SQL
+ * from pg_dump compiled to WebAssembly, verified by PostgreSQL's parser).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +28,11 @@ import type { RegistryTable } from '../tenants/registry-table.ts';
 import { selectTenants } from '../tenants/select-tenants.ts';
 import { fileSafeOrgId, sha256Of, type BackupManifest } from './manifest.ts';
 import { dropRoleOfSchema } from '../roles/tenant-role.ts';
-import { findTool, libpqEnvironment, runTool } from './pg-tools.ts';
+import { findTool, libpqEnvironment, runTool, type FoundTool } from './pg-tools.ts';
+import type pg from 'pg';
+import { dumpSchemaToFile } from './schema-dump.ts';
+import { backupDumperOf, type BackupDumper } from './dumper-setting.ts';
+import { verifySchemaDump } from './schema-dump-verify.ts';
 import { liveSettingsOf, timeoutsSql, type LiveOptions, type LiveSettings } from '../db/lock-settings.ts';
 
 export interface DeprovisionOptions extends LiveOptions {
@@ -41,7 +49,13 @@ export interface DeprovisionOptions extends LiveOptions {
   dumpSchema?(schema: string): Promise<string>;
   /** Where pg_dump and pg_restore are looked for first (`PG_BIN_DIR`), before PATH. */
   pgBinDir?: string;
-  /** pg_dump's --lock-wait-timeout: how long it waits for a table a transaction holds. Default 60 s. */
+  /**
+   * Who writes the backup on a server: `tool` (default; TENANT_BACKUP_DUMPER), tenant-migrate's
+   * catalog dumper (schema-dump.ts: reads only the schema's own catalog rows; falls back to pg_dump
+   * for what it does not write), or `pg_dump` (custom format).
+   */
+  dumper?: BackupDumper;
+  /** How long a dump waits for a table a transaction holds (pg_dump's --lock-wait-timeout). Default 60 s. */
   lockWaitTimeoutMs?: number;
   registry?: RegistryTable;
   onTenantDone?(result: DeprovisionedTenant): void;
@@ -54,6 +68,11 @@ export interface DeprovisionedTenant {
   /** The manifest written (absolute path), with a backup. */
   manifest?: string;
   dumpSize?: number;
+  /**
+   * The catalog dumper was asked for, but the schema holds what it does not write (these): pg_dump
+   * wrote the backup (custom format) instead.
+   */
+  pgDumpFallback?: string[];
   error?: string;
   ms: number;
 }
@@ -77,7 +96,7 @@ export async function deprovisionTenant(knex: Knex, orgIds: readonly string[], o
   const started = performance.now();
   const wanted = validateOrgIds(orgIds);
   if (!options.noBackup && !options.backupDir) {
-    throw new UsageError('deprovision:tenant needs --backup-dir <dir> (a verified pg_dump of each schema is taken first), or --no-backup to drop the data for good. Nothing was changed.');
+    throw new UsageError('deprovision:tenant needs --backup-dir <dir> (a verified dump of each schema is taken first), or --no-backup to drop the data for good. Nothing was changed.');
   }
   if (options.noBackup && options.backupDir) throw new UsageError('--backup-dir and --no-backup contradict each other: choose one. Nothing was changed.');
   const registry = registryOf(options);
@@ -98,12 +117,25 @@ export async function deprovisionTenant(knex: Knex, orgIds: readonly string[], o
 interface Backup {
   dir: string;
   serverVersion: string;
-  /** Writes `<base>.dump` (custom) or `<base>.sql` (plain), checks that it reads back with its schema. */
-  dump(schema: string, base: string): Promise<Pick<BackupManifest, 'format' | 'pgDumpVersion'> & { file: string }>;
+  /**
+   * Writes `<base>.sql` (catalog dump, or plain SQL on the embedded server) or `<base>.dump`
+   * (pg_dump's custom format) and checks that it reads back with its schema. `connection` is the
+   * session holding the tenant's advisory lock: the catalog dumper runs on it.
+   */
+  dump(schema: string, base: string, connection: unknown): Promise<DumpWritten>;
   cleanup(): void;
 }
 
+type DumpWritten = Pick<BackupManifest, 'format' | 'pgDumpVersion' | 'dumper' | 'fallback' | 'tables'> & { file: string };
+
+/** `tenant-migrate <version>`, from package.json (two directories up from src/backup/ and dist/backup/). */
+function toolName(): string {
+  const manifest = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `tenant-migrate ${manifest.version}`;
+}
+
 async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<Backup> {
+  const dumper = backupDumperOf(options.dumper);
   if (!options.connection && !options.dumpSchema) {
     throw new UsageError('A backup needs the connection pg_dump uses (or, on the embedded server, its dumper). Nothing was changed.');
   }
@@ -118,21 +150,45 @@ async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<B
   }
   if (options.dumpSchema) return inProcessBackup(dir, serverVersion, options.dumpSchema);
   const serverMajor = Math.floor(Number(rows[0]!.num) / 10000);
-  const [dump, restore] = [await findTool('pg_dump', serverMajor, options.pgBinDir), await findTool('pg_restore', serverMajor, options.pgBinDir)];
-  const { env, cleanup } = libpqEnvironment(options.connection!, process.env, liveSettingsOf(options));
+  const live = liveSettingsOf(options);
   const lockWaitTimeoutMs = options.lockWaitTimeoutMs ?? 60_000;
+  // pg_dump: looked for up front when asked for (exit 2, nothing changed, when missing); for the
+  // catalog dumper only when a schema needs it.
+  let tools: Promise<{ dump: FoundTool; restore: FoundTool }> | undefined;
+  const pgTools = () => (tools ??= Promise.all([findTool('pg_dump', serverMajor, options.pgBinDir), findTool('pg_restore', serverMajor, options.pgBinDir)]).then(([dump, restore]) => ({ dump, restore })));
+  if (dumper === 'pg_dump') await pgTools();
+  const { env, cleanup } = libpqEnvironment(options.connection!, process.env, live);
+  const withPgDump = async (schema: string, base: string): Promise<DumpWritten> => {
+    const { dump, restore } = await pgTools();
+    const file = `${base}.dump`;
+    await runTool(dump, ['--format=custom', `--schema=${schema}`, `--file=${file}`, `--lock-wait-timeout=${lockWaitTimeoutMs}`, '--no-password'], env);
+    const listing = await runTool(restore, ['--list', file], env);
+    if (!new RegExp(`\\bSCHEMA - ${schema}\\b`).test(listing)) {
+      throw new Error(`the dump ${file} does not read back with its schema (pg_restore --list); nothing was dropped`);
+    }
+    return { file, format: 'custom', pgDumpVersion: dump.version, dumper: `pg_dump ${dump.version}` };
+  };
+  const name = `${toolName()} (catalog)`;
   return {
     dir,
     serverVersion,
     cleanup,
-    async dump(schema, base) {
-      const file = `${base}.dump`;
-      await runTool(dump, ['--format=custom', `--schema=${schema}`, `--file=${file}`, `--lock-wait-timeout=${lockWaitTimeoutMs}`, '--no-password'], env);
-      const listing = await runTool(restore, ['--list', file], env);
-      if (!new RegExp(`\\bSCHEMA - ${schema}\\b`).test(listing)) {
-        throw new Error(`the dump ${file} does not read back with its schema (pg_restore --list); nothing was dropped`);
+    async dump(schema, base, connection) {
+      if (dumper === 'pg_dump') return withPgDump(schema, base);
+      const file = `${base}.sql`;
+      const outcome = await dumpSchemaToFile(connection as pg.ClientBase, schema, file, { lockWaitTimeoutMs, statementTimeoutMs: live.statementTimeoutMs, dumper: name });
+      if (outcome.kind === 'unsupported') {
+        // Never a lossy dump: pg_dump writes this one, and the manifest says why.
+        try {
+          return { ...(await withPgDump(schema, base)), fallback: outcome.reasons };
+        } catch (error) {
+          throw new Error(`the schema holds what the catalog dumper does not write (${outcome.reasons.join('; ')}), and pg_dump, which would, failed: ${(error as Error).message}`, { cause: error });
+        }
       }
-      return { file, format: 'custom', pgDumpVersion: dump.version };
+      const tables = await verifySchemaDump(file, schema, outcome.tables).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}; nothing was dropped`, { cause: error });
+      });
+      return { file, format: 'sql', dumper: name, tables };
     },
   };
 }
@@ -156,7 +212,7 @@ function inProcessBackup(dir: string, serverVersion: string, dumpSchema: (schema
         throw new Error(`the dump ${file} is incomplete (no CREATE SCHEMA ${schema}, or no end marker); nothing was dropped`);
       }
       const version = /^-- Dumped by pg_dump version (\S+)/m.exec(readBack)?.[1] ?? 'unknown';
-      return { file, format: 'plain', pgDumpVersion: `${version} (PGlite)` };
+      return { file, format: 'plain', pgDumpVersion: `${version} (PGlite)`, dumper: `pg_dump ${version} (PGlite)` };
     },
   };
 }
@@ -171,8 +227,9 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
     await knex.raw('select pg_advisory_lock(?, ?)', [...schemaLockKey(tenant.schema)]).connection(connection);
     let manifestFile: string | undefined;
     let dumpSize: number | undefined;
+    let fallback: string[] | undefined;
     if (backup) {
-      ({ manifestFile, dumpSize } = await dumpAndVerify(knex, connection, registry, tenant, backup, files));
+      ({ manifestFile, dumpSize, fallback } = await dumpAndVerify(knex, connection, registry, tenant, backup, files));
     }
     await knex.transaction(
       async (trx) => {
@@ -185,7 +242,7 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
       },
       { isolationLevel: 'read committed', connection },
     );
-    return { ...base, status: 'deprovisioned', ...(manifestFile ? { manifest: manifestFile, dumpSize } : {}), ms: elapsed(started) };
+    return { ...base, status: 'deprovisioned', ...(manifestFile ? { manifest: manifestFile, dumpSize } : {}), ...(fallback ? { pgDumpFallback: fallback } : {}), ms: elapsed(started) };
   } catch (error) {
     // Nothing was dropped: a half-written backup is removed, so the directory holds only good ones.
     for (const file of files) fs.rmSync(file, { force: true });
@@ -203,7 +260,7 @@ async function dumpAndVerify(
   tenant: TenantRecord,
   backup: Backup,
   files: string[],
-): Promise<{ manifestFile: string; dumpSize: number }> {
+): Promise<{ manifestFile: string; dumpSize: number; fallback?: string[] }> {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const name = `${fileSafeOrgId(tenant.orgId)}__${tenant.schema}__${stamp}`;
   const base = path.join(backup.dir, name);
@@ -214,7 +271,7 @@ async function dumpAndVerify(
     migration_version: string | null;
     migration_count: number;
   }[];
-  const { file: dumpFile, format, pgDumpVersion } = await backup.dump(tenant.schema, base);
+  const { file: dumpFile, format, pgDumpVersion, dumper, fallback, tables } = await backup.dump(tenant.schema, base, connection);
   const dumpSize = fs.statSync(dumpFile).size;
   const manifest: BackupManifest = {
     orgId: tenant.orgId,
@@ -222,15 +279,18 @@ async function dumpAndVerify(
     newestMigration: row?.migration_version ?? null,
     migrationCount: row?.migration_count ?? 0,
     serverVersion: backup.serverVersion,
-    pgDumpVersion,
+    ...(pgDumpVersion ? { pgDumpVersion } : {}),
+    ...(dumper ? { dumper } : {}),
     format,
+    ...(fallback ? { fallback } : {}),
+    ...(tables ? { tables } : {}),
     dumpFile: path.basename(dumpFile),
     dumpSize,
     sha256: await sha256Of(dumpFile),
     createdAt: new Date().toISOString(),
   };
   fs.writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-  return { manifestFile, dumpSize };
+  return { manifestFile, dumpSize, ...(fallback ? { fallback } : {}) };
 }
 
 function elapsed(started: number): number {

@@ -10,9 +10,20 @@ export interface BackupManifest {
   newestMigration: string | null;
   migrationCount: number;
   serverVersion: string;
-  pgDumpVersion: string;
-  /** `custom`: pg_dump's archive (pg_restore reads it); `plain`: SQL, from the embedded server's dumper. */
-  format: 'custom' | 'plain';
+  /** pg_dump's version, when pg_dump wrote the dump (`custom`, `plain`); absent for `sql`. */
+  pgDumpVersion?: string;
+  /** Who wrote the dump: `pg_dump 15.20`, `pg_dump 18.3 (PGlite)`, `tenant-migrate 0.1.0 (catalog)`. Absent in older manifests. */
+  dumper?: string;
+  /**
+   * `custom`: pg_dump's archive (pg_restore reads it); `plain`: SQL, from the embedded server's
+   * dumper; `sql`: plain SQL with COPY data, written by tenant-migrate from the catalog
+   * (schema-dump.ts), restored with psql.
+   */
+  format: 'custom' | 'plain' | 'sql';
+  /** Why pg_dump wrote this dump although the catalog dumper was asked for (what the schema holds that it does not write). */
+  fallback?: string[];
+  /** `sql`: each table and the rows its COPY block holds, as verified before the drop. */
+  tables?: { table: string; rows: number }[];
   /** The dump's file name, in the manifest's directory. */
   dumpFile: string;
   dumpSize: number;
@@ -38,7 +49,7 @@ export function readManifest(file: string): BackupManifest {
   for (const key of strings) {
     if (typeof value[key] !== 'string' || value[key] === '') throw new UsageError(`${file}: the manifest has no "${key}". Nothing was changed.`);
   }
-  if ((value.format !== 'custom' && value.format !== 'plain') || !/^tid_[0-9a-f]{10}$/.test(value.schema!) || value.dumpFile!.includes('/') || value.dumpFile!.includes('\\')) {
+  if (!['custom', 'plain', 'sql'].includes(value.format as string) || !/^tid_[0-9a-f]{10}$/.test(value.schema!) || value.dumpFile!.includes('/') || value.dumpFile!.includes('\\')) {
     throw new UsageError(`${file} is not a tenant-migrate backup manifest (format, schema or dump file name). Nothing was changed.`);
   }
   return value as BackupManifest;

@@ -1,9 +1,11 @@
 /**
  * `restore:tenant <manifest.json>`: brings back a deprovisioned org from its backup, all or
  * nothing. Refused (exit 2, nothing changed) when the dump's sha256 differs from the manifest's,
- * or when the org is registered or its schema exists. The dump is replayed by `pg_restore` into
- * `psql --single-transaction` together with the registry row — one transaction: the schema and the
- * row appear together or not at all. A plain-SQL dump (the embedded server's) is sent the same way
+ * or when the org is registered or its schema exists; a catalog dump (`sql`, schema-dump.ts) must
+ * also read back complete with the rows its manifest lists. The dump is replayed into `psql
+ * --single-transaction` (a custom-format one through `pg_restore`, a catalog dump as it is)
+ * together with the registry row — one transaction: the schema and the row appear together or not
+ * at all. A plain-SQL dump (the embedded server's) is sent the same way
  * through our own connection, as one script: begin, the lock, the dump, the row, commit. The row
  * records what the restored `knex_migrations` says, and the result lists the tenant tree's
  * migrations the restored schema is behind on.
@@ -21,6 +23,7 @@ import { registryOf } from '../tenants/options.ts';
 import { ensureRegistry, insertTenantSql } from '../tenants/registry.ts';
 import { registrySql, type RegistryTable } from '../tenants/registry-table.ts';
 import { readManifest, sha256Of } from './manifest.ts';
+import { verifySchemaDump } from './schema-dump-verify.ts';
 import { fleetRoles } from '../roles/fleet-roles.ts';
 import type { RolesSettings } from '../roles/settings.ts';
 import { findTool, libpqEnvironment, type FoundTool } from './pg-tools.ts';
@@ -66,6 +69,13 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
   if (manifest.format === 'custom' && !options.connection) {
     throw new UsageError('This backup is a pg_dump archive: restoring it needs pg_restore and a server it can reach, not the embedded server (DATABASE_URL=embedded, PGlite). Nothing was changed.');
   }
+  if (manifest.format === 'sql') {
+    if (!options.connection) throw new UsageError('This backup is a catalog dump (plain SQL with COPY data): restoring it needs psql and a server it can reach, not the embedded server (DATABASE_URL=embedded, PGlite). Nothing was changed.');
+    // Complete, parses, and holds the rows it was verified with before the drop: else nothing is tried.
+    await verifySchemaDump(dumpFile, manifest.schema, manifest.tables).catch((error: unknown) => {
+      throw new UsageError(`${(error as Error).message}: it cannot be restored. Nothing was changed.`);
+    });
+  }
   const registry = registryOf(options);
   // TENANT_ROLES=on: the preflight refuses (exit 2) before anything is written.
   const roles = await fleetRoles(knex, options, [manifest.schema]);
@@ -96,7 +106,9 @@ export async function restoreTenant(knex: Knex, manifestPath: string, options: R
     await replayPlainDump(knex, fs.readFileSync(dumpFile, 'utf8'), lock, registryRow);
   } else {
     const serverMajor = Math.floor(Number(state.num) / 10000);
-    const [pgRestore, psql] = [await findTool('pg_restore', serverMajor, options.pgBinDir), await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir)];
+    // A catalog dump is SQL already: psql reads the file itself (any psql from 10 on).
+    const pgRestore = manifest.format === 'custom' ? await findTool('pg_restore', serverMajor, options.pgBinDir) : undefined;
+    const psql = await findTool('psql', Math.min(serverMajor, 10), options.pgBinDir);
     const { env, cleanup } = libpqEnvironment(options.connection!, process.env, live);
     try {
       await replayDump(pgRestore, psql, dumpFile, env, lock, registryRow);
@@ -142,30 +154,42 @@ async function replayPlainDump(knex: Knex, dump: string, before: string, after: 
 }
 
 /**
- * pg_restore writes the dump as SQL; psql runs it, between `before` and `after`, as one transaction
- * that stops at the first error (ON_ERROR_STOP) — so nothing of a failed restore stays.
+ * pg_restore writes the dump as SQL (a catalog dump is read as it is); psql runs it, between
+ * `before` and `after`, as one transaction that stops at the first error (ON_ERROR_STOP) — so
+ * nothing of a failed restore stays.
  */
-function replayDump(pgRestore: FoundTool, psql: FoundTool, dumpFile: string, env: NodeJS.ProcessEnv, before: string, after: string): Promise<void> {
+function replayDump(pgRestore: FoundTool | undefined, psql: FoundTool, dumpFile: string, env: NodeJS.ProcessEnv, before: string, after: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const restore = spawn(pgRestore.path, ['--file=-', '--no-owner', dumpFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const sql = spawn(psql.path, ['-X', '-q', '--no-password', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
     let errors = '';
-    restore.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
     sql.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
     sql.stdin.on('error', () => {}); // psql stopped early: its exit code tells
     sql.stdin.write(before);
-    restore.stdout.pipe(sql.stdin, { end: false });
-    let restoreCode: number | null = null;
-    restore.on('close', (code) => {
-      restoreCode = code;
-      if (code === 0) sql.stdin.end(`\n${after}\n`);
+    let sourceOk: boolean | undefined;
+    const sourceDone = (ok: boolean) => {
+      sourceOk = ok;
+      if (ok) sql.stdin.end(`\n${after}\n`);
       else sql.kill('SIGTERM'); // a damaged dump: psql must not commit what it got so far
-    });
-    restore.on('error', reject);
+    };
+    if (pgRestore) {
+      const restore = spawn(pgRestore.path, ['--file=-', '--no-owner', dumpFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      restore.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+      restore.stdout.pipe(sql.stdin, { end: false });
+      restore.on('close', (code) => sourceDone(code === 0));
+      restore.on('error', reject);
+    } else {
+      const file = fs.createReadStream(dumpFile);
+      file.pipe(sql.stdin, { end: false });
+      file.on('end', () => sourceDone(true));
+      file.on('error', (error) => {
+        errors += `${error.message}\n`;
+        sourceDone(false);
+      });
+    }
     sql.on('error', reject);
     sql.on('close', (code) => {
-      if (code === 0 && restoreCode === 0) resolve();
-      else reject(new Error(`restore failed, nothing kept: ${errors.trim().split('\n').slice(0, 5).join(' / ') || `pg_restore exited ${restoreCode}, psql ${code}`}`));
+      if (code === 0 && sourceOk) resolve();
+      else reject(new Error(`restore failed, nothing kept: ${errors.trim().split('\n').slice(0, 5).join(' / ') || `${pgRestore ? 'pg_restore' : 'the dump'} ${sourceOk ? 'was read' : 'failed'}, psql exited ${code}`}`));
     });
   });
 }

@@ -13,6 +13,7 @@ import { DEFAULT_SCHEMAS_PER_CONNECTION } from '../db/recycle-connections.ts';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_REGISTRY, parseRegistryTable, type RegistryTable } from '../tenants/registry-table.ts';
 import { readRolesSettings, type RolesSettings } from '../roles/settings.ts';
+import { backupDumperOf, type BackupDumper } from '../backup/dumper-setting.ts';
 
 /** What a connection error may show: everything but the password. */
 export interface ConnectionLabel {
@@ -60,6 +61,8 @@ export interface Config {
   schemasPerConnection: number;
   /** `TENANT_LOCK_TIMEOUT`, `TENANT_LOCK_RETRIES`, `TENANT_STATEMENT_TIMEOUT` (db/lock-settings.ts). */
   live: LiveSettings;
+  /** `TENANT_BACKUP_DUMPER` (`tool`, the default, or `pg_dump`): who writes deprovision's backups on a server. */
+  backupDumper: BackupDumper;
 }
 
 export interface ClerkConfig {
@@ -132,6 +135,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     roles: readRolesSettings(env),
     schemasPerConnection: readSchemasPerConnection(env),
     live: liveSettingsOf({}, env),
+    backupDumper: backupDumperOf(undefined, env),
   };
 }
 

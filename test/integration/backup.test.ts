@@ -40,7 +40,8 @@ async function serverMajor(): Promise<number> {
   return Math.floor(Number((await db.knex().raw("select current_setting('server_version_num') as n")).rows[0].n) / 10000);
 }
 
-const env = (tree = fixture('tenant-basic')) => treeEnv(db.url, { tenant: tree });
+// These tests are pg_dump's (TENANT_BACKUP_DUMPER=pg_dump); the catalog dumper's are in backup-catalog-dump.test.ts.
+const env = (tree = fixture('tenant-basic')) => ({ ...treeEnv(db.url, { tenant: tree }), TENANT_BACKUP_DUMPER: 'pg_dump' });
 const rowsOf = (orgId: string) => withTenant(db.knex(), orgId, (trx) => trx('org_users').orderBy('id').select('id', 'email'));
 const registered = async (orgId: string) => (await db.knex()('tenants').where({ org_id: orgId }).first()) !== undefined;
 
@@ -103,7 +104,7 @@ describe('deprovision:tenant and restore:tenant', () => {
     const trx = await holder.transaction();
     await trx.raw(`lock table ${tenantSchemaName('org_locked')}.org_users in access exclusive mode`);
     try {
-      const result = await deprovisionTenant(db.knex(), ['org_locked'], { backupDir, connection: db.connection, lockWaitTimeoutMs: 300 });
+      const result = await deprovisionTenant(db.knex(), ['org_locked'], { backupDir, connection: db.connection, lockWaitTimeoutMs: 300, dumper: 'pg_dump' });
       expect(result.ok).toBe(false);
       expect(result.tenants[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/pg_dump exited with 1: .*LOCK TABLE/) });
     } finally {

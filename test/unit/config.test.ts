@@ -377,3 +377,17 @@ describe('Clerk variables', () => {
     expect(usageErrorOf(() => load({ ...URL_ENV, CLERK_API_URL: 'ftp://api.clerk.com' })).message).toContain('CLERK_API_URL');
   });
 });
+
+describe('TENANT_BACKUP_DUMPER', () => {
+  it('defaults to the catalog dumper; reads tool or pg_dump in any case', () => {
+    expect(load(URL_ENV).backupDumper).toBe('tool');
+    expect(load({ ...URL_ENV, TENANT_BACKUP_DUMPER: 'PG_DUMP' }).backupDumper).toBe('pg_dump');
+    expect(load({ ...URL_ENV, TENANT_BACKUP_DUMPER: ' tool ' }).backupDumper).toBe('tool');
+  });
+
+  it('refuses anything else, naming the variable and the values it takes', () => {
+    const error = usageErrorOf(() => load({ ...URL_ENV, TENANT_BACKUP_DUMPER: 'pgdump' }));
+    expect(error.message).toContain('TENANT_BACKUP_DUMPER must be "tool"');
+    expect(error.message).toContain('"pg_dump"');
+  });
+});

@@ -7,9 +7,9 @@ import type { Register } from '../register.ts';
 export const registerBackupCommands: Register = (program: Command, run) => {
   lockOptions(program
     .command('deprovision:tenant'))
-    .description("drop orgs' schemas and registry rows, each after a verified pg_dump backup (or --no-backup)")
+    .description("drop orgs' schemas and registry rows, each after a verified backup (or --no-backup)")
     .argument('<orgId...>', 'Clerk org ids')
-    .option('--backup-dir <dir>', 'where each dump (pg_dump custom format; plain SQL on the embedded server) and its manifest (.json) are written')
+    .option('--backup-dir <dir>', 'where each dump (plain SQL with COPY data, or pg_dump custom format: TENANT_BACKUP_DUMPER) and its manifest (.json) are written')
     .option('--no-backup', 'drop without a backup: the data is gone for good')
     .option('--json', 'print the result as JSON on stdout')
     .action((orgIds: string[], flags: { backupDir?: string; backup: boolean; json?: boolean } & LockFlags) =>
@@ -20,6 +20,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
             ...liveFrom(flags, config),
             backupDir: flags.backupDir,
             noBackup: !flags.backup,
+            dumper: config.backupDumper,
             connection: config.connection,
             ...(db.dumpSchema ? { dumpSchema: db.dumpSchema } : {}),
             pgBinDir: config.pgBinDir,
@@ -62,7 +63,8 @@ export const registerBackupCommands: Register = (program: Command, run) => {
 
 function deprovisionLine(tenant: DeprovisionResult['tenants'][number]): string {
   if (tenant.status === 'failed') return `✘ ${tenant.orgId} (${tenant.schema}) failed, untouched: ${tenant.error} ${tenant.ms} ms`;
-  return `✔ ${tenant.orgId} (${tenant.schema}) deprovisioned${tenant.manifest ? `, backup ${tenant.manifest} (${tenant.dumpSize} bytes, verified)` : ', no backup'} ${tenant.ms} ms`;
+  const fallback = tenant.pgDumpFallback ? ` — pg_dump wrote it: the schema holds what the catalog dumper does not write (${tenant.pgDumpFallback.join('; ')})` : '';
+  return `✔ ${tenant.orgId} (${tenant.schema}) deprovisioned${tenant.manifest ? `, backup ${tenant.manifest} (${tenant.dumpSize} bytes, verified)${fallback}` : ', no backup'} ${tenant.ms} ms`;
 }
 
 function summaryLine(result: DeprovisionResult): string {
