@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import { provisionTenant } from '../src/tenants/provision.ts';
 import { withTenant } from '../src/tenants/with-tenant.ts';
-import { tenantRolePrefix, defaultGroupRoleName } from '../src/tenants/naming.ts';
+import { tenantRolePrefix, defaultGroupRoleName, rolesMarkerName } from '../src/tenants/naming.ts';
 import { tenantGrants } from '../src/roles/grants.ts';
 import type { RolesSettings } from '../src/roles/settings.ts';
 import { FIXTURE_DIR } from './fixture.ts';
@@ -201,7 +201,7 @@ async function provisionSeconds(tool: Knex, roles: RolesSettings, tag: string): 
 async function layRoles(url: string, database: string, tenants: readonly BenchTenant[], app: string, version: number): Promise<void> {
   const prefix = tenantRolePrefix(database);
   const group = defaultGroupRoleName(database);
-  await withClient(url, (client) => client.query(`create role "${group}" nologin`));
+  await withClient(url, (client) => client.query(`create role "${group}" nologin; create role "${rolesMarkerName(database)}" nologin`));
   const batches: BenchTenant[][] = [];
   for (let i = 0; i < tenants.length; i += 100) batches.push(tenants.slice(i, i + 100));
   await onConnections(url, 2, batches, (client, batch) =>

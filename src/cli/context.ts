@@ -76,6 +76,8 @@ export async function withDatabase<T>(
   // Loaded here, not at the top: `--help` and `--version` never read a configuration (nor dotenv).
   const { loadConfig } = await import('../config/load-config.ts');
   const config = loadConfig();
+  // Library calls without a `roles` option (tenantGroupRole in a master migration) see these too.
+  (await import('../roles/settings.ts')).useProcessRolesSettings(config.roles);
   const concurrency = await concurrencyFrom(flags, config);
   // DB_POOL_MAX below the concurrency is safe (behind a connection limit, or the single-session
   // embedded server): the fleet commands then work on as many tenants at once as the pool holds.

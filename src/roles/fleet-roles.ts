@@ -11,7 +11,8 @@
  *   per tenant); the group stays, with whatever master migrations granted it.
  */
 import type { Knex } from 'knex';
-import { TENANT_SCHEMA_PATTERN, tenantRolePrefix } from '../tenants/naming.ts';
+import { quoteIdentifier } from '../db/quote.ts';
+import { ROLES_MARKER_SUFFIX, TENANT_SCHEMA_PATTERN, tenantRolePrefix } from '../tenants/naming.ts';
 import { tenantGrants, type TenantGrants } from './grants.ts';
 import { preflightRoles, type RoleContext } from './preflight.ts';
 import { rolesOf, type RolesSettings } from './settings.ts';
@@ -41,14 +42,15 @@ export async function fleetRoles(knex: Knex, options: { roles?: RolesSettings },
   const settings = rolesOf(options);
   if (!settings.enabled) return { ctx: undefined, missing: new Set(), grantsOf: () => undefined, ensure: async () => undefined };
   const ctx = await preflightRoles(knex, settings);
+  // The group and the marker first, even when every tenant has its role: withTenant tells "roles on,
+  // this tenant has none" by the marker.
+  await ensureGroupRole(knex, ctx);
   const missing = await schemasWithoutRole(knex, ctx.prefix, schemas);
-  let groupReady: Promise<void> | undefined;
   return {
     ctx,
     missing,
     grantsOf: (schema) => tenantGrants(schema, roleOf(ctx, schema)),
     async ensure(schema) {
-      await (groupReady ??= ensureGroupRole(knex, ctx));
       return (await ensureTenantRole(knex, ctx, schema)) ? 'created' : undefined;
     },
   };
@@ -95,5 +97,7 @@ export async function dropTenantRoles(knex: Knex, options: { roles?: RolesSettin
   for (const schema of schemas) {
     if (await knex.transaction((trx) => dropTenantRole(trx, { prefix }, schema))) dropped.add(schema);
   }
+  // The marker last: until it goes, withTenant on a tenant whose role is gone is an error.
+  await knex.raw(`drop role if exists ${quoteIdentifier(prefix + ROLES_MARKER_SUFFIX)}`);
   return dropped;
 }

@@ -24,7 +24,8 @@ export interface RoleContext {
   grantOptions: boolean;
 }
 
-interface Facts {
+/** What the preflight reads from the server (one query), the input of {@link preflightProblems}. */
+export interface PreflightFacts {
   database: string;
   tool: string;
   version: number;
@@ -59,7 +60,7 @@ export async function preflightRoles(knex: Knex, settings: RolesSettings): Promi
   const database = rows[0].database;
   const group = settings.groupRole ?? defaultGroupRoleName(database);
   const facts = await readFacts(knex, group, settings.appRole);
-  const problems = problemsOf(facts, group, settings.appRole);
+  const problems = preflightProblems(facts, group, settings.appRole);
   if (problems.length > 0) {
     throw new UsageError(`TENANT_ROLES=on cannot be honoured: ${problems.join('; ')}. Nothing was changed.`);
   }
@@ -73,8 +74,8 @@ export async function preflightRoles(knex: Knex, settings: RolesSettings): Promi
   };
 }
 
-async function readFacts(knex: Knex, group: string, app: string): Promise<Facts> {
-  const { rows } = await knex.raw<{ rows: Facts[] }>(
+async function readFacts(knex: Knex, group: string, app: string): Promise<PreflightFacts> {
+  const { rows } = await knex.raw<{ rows: PreflightFacts[] }>(
     `with me as (select oid, rolsuper, rolcreaterole from pg_roles where rolname = current_user),
           g as (select oid from pg_roles where rolname = ?),
           a as (select oid, rolsuper, rolbypassrls, rolinherit from pg_roles where rolname = ?)
@@ -95,7 +96,14 @@ async function readFacts(knex: Knex, group: string, app: string): Promise<Facts>
   return rows[0]!;
 }
 
-function problemsOf(facts: Facts, group: string, app: string): string[] {
+/**
+ * The decision, apart from the query: every reason the facts refuse roles for (empty: go on).
+ * The server's version is an input, so the rules of versions no test server runs (PostgreSQL 14
+ * and older) are checked too.
+ *
+ * @example preflightProblems({ ...facts, version: 140011, publicCreate: true }, 'grp', 'app') // ['PUBLIC may CREATE …']
+ */
+export function preflightProblems(facts: PreflightFacts, group: string, app: string): string[] {
   const problems: string[] = [];
   const quoted = JSON.stringify;
   if (facts.citus) {

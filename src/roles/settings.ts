@@ -62,9 +62,29 @@ export function roleNameProblem(name: string): string | undefined {
 }
 
 /**
- * The settings a library call uses: the option, else the process's environment (as `fastPathOf`
- * does), validated alike.
+ * The settings the CLI loaded for this process (environment and `.env`), when it runs a command.
+ * Kept on globalThis: a migration file may load this package a second time (as CommonJS, or from
+ * its own node_modules), and that copy must see them too.
+ */
+const PROCESS_SETTINGS = Symbol.for('tenant-migrate.roles-settings');
+const processScope = globalThis as { [PROCESS_SETTINGS]?: RolesSettings };
+
+/**
+ * The CLI's configuration (which reads `.env` too, without writing process.env) becomes what every
+ * later {@link rolesOf} without an option returns — so a master migration's
+ * `tenantGroupRole(knex)` names the group the run created (TENANT_GROUP_ROLE from `.env`), not the
+ * default.
+ *
+ * @example useProcessRolesSettings(config.roles);
+ */
+export function useProcessRolesSettings(settings: RolesSettings): void {
+  processScope[PROCESS_SETTINGS] = settings;
+}
+
+/**
+ * The settings a library call uses: the option, else what the CLI loaded, else the process's
+ * environment (as `fastPathOf` does), validated alike.
  */
 export function rolesOf(options: { roles?: RolesSettings }): RolesSettings {
-  return options.roles ?? readRolesSettings(process.env);
+  return options.roles ?? processScope[PROCESS_SETTINGS] ?? readRolesSettings(process.env);
 }

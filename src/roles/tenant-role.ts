@@ -8,7 +8,7 @@
  */
 import type { Knex } from 'knex';
 import { quoteIdentifier } from '../db/quote.ts';
-import { tenantRolePrefix } from '../tenants/naming.ts';
+import { ROLES_MARKER_SUFFIX, tenantRolePrefix } from '../tenants/naming.ts';
 import type { RoleContext } from './preflight.ts';
 
 /** SQLSTATE duplicate_object / unique_violation: a concurrent run created the role first. */
@@ -24,14 +24,17 @@ export function roleOf(ctx: RoleContext, schema: string): string {
 }
 
 /**
- * Makes sure the group exists (created NOLOGIN when it does not). Once per run, before any tenant.
+ * Makes sure the group and the database's marker role (naming.ts, rolesMarkerName) exist, each
+ * created NOLOGIN when it does not. Once per run, before any tenant.
  */
 export async function ensureGroupRole(knex: Knex, ctx: RoleContext): Promise<void> {
-  const { rows } = await knex.raw<{ rows: { exists: boolean }[] }>('select exists (select 1 from pg_roles where rolname = ?) as exists', [ctx.group]);
-  if (rows[0]?.exists) return;
-  await knex.raw(`create role ${quoteIdentifier(ctx.group)} nologin`).catch((error: { code?: string }) => {
-    if (!ALREADY_THERE.has(error.code ?? '')) throw error;
-  });
+  for (const name of [ctx.group, ctx.prefix + ROLES_MARKER_SUFFIX]) {
+    const { rows } = await knex.raw<{ rows: { exists: boolean }[] }>('select exists (select 1 from pg_roles where rolname = ?) as exists', [name]);
+    if (rows[0]?.exists) continue;
+    await knex.raw(`create role ${quoteIdentifier(name)} nologin`).catch((error: { code?: string }) => {
+      if (!ALREADY_THERE.has(error.code ?? '')) throw error;
+    });
+  }
 }
 
 /**

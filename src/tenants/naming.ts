@@ -85,6 +85,22 @@ export function tenantRolePrefix(database: string): string {
   return `tm_${createHash('sha256').update(database, 'utf8').digest('hex').slice(0, 10)}_`;
 }
 
+/** What follows the prefix in the name of the marker role (not a schema name, so never a tenant's role). */
+export const ROLES_MARKER_SUFFIX = 'roles_on';
+
+/**
+ * The marker role that says "this database has tenant roles" (TENANT_ROLES=on): a NOLOGIN role with
+ * no privileges and no members, made with the group before any tenant role, dropped by an explicit
+ * `TENANT_ROLES=off`. `withTenant` looks it up by name (one catalog cache probe) when a tenant has no
+ * role — a name, not a scan of pg_roles, so the statement it sends on every call stays cheap to plan
+ * and run (issue 21's cost target).
+ *
+ * @example rolesMarkerName('app') // → 'tm_' + 10 hex characters + '_roles_on'
+ */
+export function rolesMarkerName(database: string): string {
+  return tenantRolePrefix(database) + ROLES_MARKER_SUFFIX;
+}
+
 /**
  * The NOLOGIN role a tenant's schema is granted to when `TENANT_ROLES=on`: the database's prefix +
  * the schema name, 28 bytes (PostgreSQL allows 63). Computed from the database and org id alone,

@@ -200,4 +200,17 @@ describe.skipIf(!url)('on a Citus cluster (coordinator + 2 workers)', () => {
     const same = await json(['move:tenant', ORGS[3]!, '--to', node]);
     expect(same.moved).toBe(false);
   });
+
+  it('TENANT_ROLES=on is refused on Citus with exit 2 and the reason (citus #7719); no role is created, no tenant provisioned', async () => {
+    const roleCount = async () => Number((await knex.raw("select count(*) as n from pg_roles where rolname like 'tm\\_%'")).rows[0].n);
+    const before = await roleCount();
+    for (const args of [['provision:tenant', 'org_citus_roles'], ['migrate:tenants'], ['migrate:master']]) {
+      const result = await cli(args, { TENANT_ROLES: 'on', TENANT_APP_ROLE: 'postgres' });
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/citus extension.*citusdata\/citus#7719.*TENANT_ROLES=off.*Nothing was changed/);
+    }
+    expect(await roleCount()).toBe(before);
+    const { rows } = await knex.raw('select count(*)::int as n from tenants where org_id = ?', ['org_citus_roles']);
+    expect(rows[0].n).toBe(0);
+  });
 });

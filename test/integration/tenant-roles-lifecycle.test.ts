@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
 import { migrateTenants } from '../../src/tenants/migrate-tenants.ts';
-import { tenantRoleName, tenantSchemaName } from '../../src/tenants/naming.ts';
+import { defaultGroupRoleName, tenantRoleName, tenantRolePrefix, tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { withTenant } from '../../src/tenants/with-tenant.ts';
 import { runCli } from '../support/cli.ts';
@@ -59,6 +59,66 @@ describe('per-tenant roles: preflight, status, deprovision, restore', { timeout:
     expect(badSetting.code).toBe(2);
     expect(badSetting.stderr).toMatch(/TENANT_ROLES must be "on" or "off"/);
     expect(await registryExists()).toBe(false);
+    expect(await rolesOfDatabase()).toEqual([]);
+  });
+
+  /** Roles of this database: tenant roles (prefix) and the default group. None may exist after a refusal. */
+  const rolesOfDatabase = async () =>
+    (
+      await roles.tool().raw<{ rows: { rolname: string }[] }>(
+        'select rolname from pg_roles where (rolname >= ? and rolname < ?) or rolname = ? order by 1',
+        [tenantRolePrefix(db.name), `${tenantRolePrefix(db.name)}~`, defaultGroupRoleName(db.name)],
+      )
+    ).rows.map((row) => row.rolname);
+
+  it('preflight, each refusal on a real server (exit 2, the reason, no role created): a superuser app role, BYPASSRLS, a member of the owner, the owner of a tenant schema; 16+: no ADMIN on the group', async () => {
+    const suffix = db.name.slice(-8);
+    const made: string[] = [];
+    const appRole = async (name: string, attributes: string) => {
+      const role = `tm_test_${name}_${suffix}`;
+      await withAdminClient((client) => client.query(`create role ${quoteIdent(role)} ${attributes.includes('nologin') ? attributes : `login noinherit ${attributes}`}`));
+      made.push(role);
+      return role;
+    };
+    // A tenant schema (the pattern's) owned by a role of its own, whose member the app role is.
+    const orphan = tenantSchemaName('org_life_owned');
+    try {
+      const superuser = await appRole('super', 'superuser');
+      const bypass = await appRole('bypass', 'bypassrls');
+      const member = await appRole('member', '');
+      await withAdminClient((client) => client.query(`grant ${quoteIdent(roles.toolRole)} to ${quoteIdent(member)}`));
+      const owner = await appRole('owner', '');
+      const ownerMember = await appRole('ownermember', '');
+      await withAdminClient((client) => client.query(`grant ${quoteIdent(owner)} to ${quoteIdent(ownerMember)}`));
+      await db.knex().raw(`create schema ${quoteIdent(orphan)} authorization ${quoteIdent(owner)}`);
+      const cases: [string, RegExp][] = [
+        [superuser, /TENANT_APP_ROLE "tm_test_super_\w+" is a superuser, which no privilege stops/],
+        [bypass, /TENANT_APP_ROLE "tm_test_bypass_\w+" has BYPASSRLS: ALTER ROLE \S+ NOBYPASSRLS/],
+        [member, new RegExp(`TENANT_APP_ROLE "tm_test_member_\\w+" is a member of "${roles.toolRole}", which owns the tenant schemas`)],
+        [owner, new RegExp(`TENANT_APP_ROLE "tm_test_owner_\\w+" owns \\(or is a member of the owner of\\) tenant schemas ${orphan}`)],
+        [ownerMember, new RegExp(`TENANT_APP_ROLE "tm_test_ownermember_\\w+" owns \\(or is a member of the owner of\\) tenant schemas ${orphan}`)],
+      ];
+      for (const [app, reason] of cases) {
+        const refused = await runCli(['provision:tenant', A], { env: env({ TENANT_APP_ROLE: app }) });
+        expect([app, refused.code]).toEqual([app, 2]);
+        expect(refused.stderr).toMatch(reason);
+        expect(refused.stderr).toMatch(/Nothing was changed/);
+      }
+      if (roles.version() >= 160000) {
+        // A group made by another role: from 16 a CREATEROLE role administers only the roles it made.
+        const group = await appRole('group', 'nologin');
+        const refused = await runCli(['provision:tenant', A], { env: env({ TENANT_GROUP_ROLE: group }) });
+        expect(refused.code).toBe(2);
+        expect(refused.stderr).toMatch(new RegExp(`has no ADMIN option on the group role "${group}"`));
+      }
+      expect(await rolesOfDatabase()).toEqual([]);
+      expect(await registryExists()).toBe(false);
+    } finally {
+      await db.knex().raw(`drop schema if exists ${quoteIdent(orphan)}`);
+      await withAdminClient(async (client) => {
+        for (const role of made) await client.query(`drop role if exists ${quoteIdent(role)}`);
+      });
+    }
   });
 
   it('status lists tenants without a role and, with --verify, tenants whose grants drifted; --check fails on both; migrate:tenants repairs them', async () => {
@@ -77,6 +137,32 @@ describe('per-tenant roles: preflight, status, deprovision, restore', { timeout:
     const after = await runCli(['status', '--json', '--verify', '--check'], { env: env() });
     expect(after.code, after.stdout).toBe(0);
     expect(JSON.parse(after.stdout).tenants).toMatchObject({ missingRoleOrgIds: [], grantDriftOrgIds: [] });
+    // Drift alone (every tenant has its role) fails --check too: here the tenant role owns a table.
+    await roles.tool().raw(`create table ${quoteIdent(tenantSchemaName(A))}.owned_by_role (id int)`);
+    // As a superuser: a new owner needs CREATE on the schema, which a tenant role never gets.
+    await db.knex().raw(`alter table ${quoteIdent(tenantSchemaName(A))}.owned_by_role owner to ${quoteIdent(roleOf(A))}`);
+    const drifted = await runCli(['status', '--json', '--verify', '--check'], { env: env() });
+    expect(drifted.code).toBe(1);
+    expect(JSON.parse(drifted.stdout).tenants).toMatchObject({ missingRoleOrgIds: [], grantDriftOrgIds: [A] });
+    await roles.tool().raw(`drop table ${quoteIdent(tenantSchemaName(A))}.owned_by_role`);
+    expect((await runCli(['status', '--json', '--verify', '--check'], { env: env() })).code).toBe(0);
+  });
+
+  it('memberships: the app role in each tenant role (16+: INHERIT FALSE, SET TRUE; 15: the app role is NOINHERIT), the tenant role in the group, the tool in the tenant role (16+: SET TRUE)', async () => {
+    const { rows } = await roles.tool().raw<{ rows: { member: string; role: string; inherit: boolean; set: boolean }[] }>(
+      roles.version() >= 160000
+        ? `select m.rolname as member, r.rolname as role, a.inherit_option as inherit, a.set_option as set
+             from pg_auth_members a join pg_roles m on m.oid = a.member join pg_roles r on r.oid = a.roleid where r.rolname = ? or m.rolname = ? order by 1, 2`
+        : `select m.rolname as member, r.rolname as role, m.rolinherit as inherit, true as set
+             from pg_auth_members a join pg_roles m on m.oid = a.member join pg_roles r on r.oid = a.roleid where r.rolname = ? or m.rolname = ? order by 1, 2`,
+      [roleOf(A), roleOf(A)],
+    );
+    // On 16+ a CREATEROLE role is also made a member of each role it creates (ADMIN, no INHERIT,
+    // no SET: createrole_self_grant): the tool's own grant WITH SET TRUE is a second row.
+    const of = (member: string, role: string) => rows.filter((row) => row.member === member && row.role === role);
+    expect(of(roles.appRole, roleOf(A))).toEqual([expect.objectContaining({ inherit: false, set: true })]);
+    expect(of(roleOf(A), defaultGroupRoleName(db.name))).toEqual([expect.objectContaining({ inherit: true })]);
+    expect(of(roles.toolRole, roleOf(A)).some((row) => row.set)).toBe(true);
   });
 
   it('a migration that names a tenant role is refused, and the tenant is untouched', async () => {
