@@ -183,8 +183,10 @@ export function fleetResult(
   started: number,
   warnings: readonly string[],
 ): FleetResult {
-  const byOrg = new Map(results.map((result) => [result.orgId, result]));
-  const ordered = tenants.map((tenant) => byOrg.get(tenant.orgId)!);
+  // Usually already in registry order (a run where every tenant was up to date): no map of the fleet then.
+  const inOrder = results.length === tenants.length && tenants.every((tenant, i) => results[i]!.orgId === tenant.orgId);
+  const byOrg = inOrder ? undefined : new Map(results.map((result) => [result.orgId, result]));
+  const ordered = byOrg ? tenants.map((tenant) => byOrg.get(tenant.orgId)!) : [...results];
   const summary = summarize(ordered, Math.round(performance.now() - started));
   return {
     command,
