@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       if (argv.slice(2).includes('--json')) {
         const names = new Set(program.commands.map((command) => command.name()));
         const command = argv.slice(2).find((arg) => names.has(arg)) ?? 'tenant-migrate';
-        createOutput(true).document({ command, ok: false, error: error.message.replace(/^error: /, '') });
+        await createOutput(true).document({ command, ok: false, error: error.message.replace(/^error: /, '') });
       }
       return 2;
     }
