@@ -116,8 +116,11 @@ function editedFiles(tree: Tree, recorded: Map<string, string>, current: Map<str
 
 /** What a command that runs a tree does with checksums: compared before, brought up to date after. */
 export interface TreeChecksums {
-  /** After the run: records the files now applied and forgets those applied nowhere. */
-  sync(knex: Knex): Promise<void>;
+  /**
+   * After the run: records the files now applied and forgets those applied nowhere. `untouched`:
+   * the run opened no schema, so what is applied is what was read before it (not read again).
+   */
+  sync(knex: Knex, options?: { untouched?: boolean }): Promise<void>;
 }
 
 /**
@@ -132,14 +135,14 @@ export async function checkTree(knex: Knex, tree: Tree, source: MigrationSource,
   return {
     // A failure here is a warning: the run's result (what each tenant did) must still be reported,
     // and what is not recorded now is recorded by the next run.
-    sync: (knex) =>
-      syncTree(knex).catch((error: unknown) => {
+    sync: (knex, options) =>
+      syncTree(knex, options?.untouched === true).catch((error: unknown) => {
         onWarning?.(`the checksums of the ${tree} tree were not brought up to date (${error instanceof Error ? error.message : String(error)}): the next run records them.`);
       }),
   };
 
-  async function syncTree(knex: Knex): Promise<void> {
-    const names = new Set(await applied(knex));
+  async function syncTree(knex: Knex, untouched: boolean): Promise<void> {
+    const names = new Set(untouched ? appliedBefore : await applied(knex));
     const add = source.names.filter((name) => names.has(name) && !recorded.has(name));
     const drop = source.names.filter((name) => !names.has(name) && recorded.has(name));
     if (add.length === 0 && drop.length === 0) return;
