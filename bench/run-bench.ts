@@ -535,7 +535,9 @@ async function main(): Promise<number> {
   for (const m of measurements.values()) stats.set(m.id, statsOf(m, tenants.length));
   const notes = [...ctx.notes];
   notes.push(
-    `process contenders (tenant-migrate) are timed from spawn to exit of \`node --import tsx src/cli/main.ts …\`, so they include Node + tsx start-up; "self s" is what the command reports itself`,
+    process.env.BENCH_CLI === 'built'
+      ? `process contenders (tenant-migrate) are timed from spawn to exit of the built CLI (\`node bin/tenant-migrate.js …\`, BENCH_CLI=built), so they include Node start-up; "self s" is what the command reports itself`
+      : `process contenders (tenant-migrate) are timed from spawn to exit of \`node --import tsx src/cli/main.ts …\`, so they include Node + tsx start-up (BENCH_CLI=built runs the compiled CLI); "self s" is what the command reports itself`,
     `peak RSS: process contenders ${rssMethod() === 'gnu-time' ? 'GNU time %M (kernel maxrss of the child)' : '/proc/<pid>/status VmHWM, polled every 20 ms'}; in-process contenders (naive, floor) show the bench process's RSS growth during the run (VmHWM after resetting it via /proc/self/clear_refs), which is not comparable with a process's total`,
     `client CPU s: user + system CPU of the client side only — the tenant-migrate process (GNU time), or the bench process during an in-process contender; the PostgreSQL server's CPU is not in it, and on a 2-core machine client and server compete for the same cores`,
     `floor = the same DDL, Knex bookkeeping rows and registry update as plain SQL, one simple-protocol query (one round trip, one transaction) per tenant`,

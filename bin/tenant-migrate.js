@@ -17,4 +17,6 @@ try {
   );
   process.exit(2);
 }
-process.exit(await cli.main(process.argv));
+// Exits once stdout has taken the whole report: process.exit() at once would drop what a slow or
+// non-blocking pipe has not taken yet (a --json report of a large fleet, cut short).
+cli.runAndExit(process.argv);

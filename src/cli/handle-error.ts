@@ -8,10 +8,10 @@ import { ConnectionError, exitCodeOf, UsageError } from '../errors.ts';
 import { describeError } from '../migration/describe-error.ts';
 import type { Output } from './output.ts';
 
-export function handleError(error: unknown, output: Output, command: string): 1 | 2 {
+export async function handleError(error: unknown, output: Output, command: string): Promise<1 | 2> {
   const code = exitCodeOf(error);
   const message = error instanceof UsageError || error instanceof ConnectionError ? error.message : describeError(error);
   process.stderr.write(`${pc.red('error')} ${message}\n`);
-  if (output.json) output.document({ command, ok: false, error: message });
+  if (output.json) await output.document({ command, ok: false, error: message });
   return code;
 }

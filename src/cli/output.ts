@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import type cliProgress from 'cli-progress';
 import pc from 'picocolors';
-import { writeJsonDocument } from './json-stream.ts';
+import { writeJsonDocumentTo } from './json-stream.ts';
 import type { FleetResult, MasterResult, StatusResult, TenantResult, WaveSummary } from '../report/results.ts';
 import { describeBlockers, type Blocker } from '../report/blockers.ts';
 import type { RetryEvent } from '../fleet/run-fleet.ts';
@@ -16,8 +16,8 @@ export interface Output {
   /** Human-readable line (stdout, or stderr under --json). */
   info(line: string): void;
   warn(line: string): void;
-  /** The one JSON document of a --json run. */
-  document(value: unknown): void;
+  /** The one JSON document of a --json run; resolves once stdout has taken it (or holds the rest). */
+  document(value: unknown): Promise<void>;
   /** Keeps the command's result object, for the run ledger (src/history/run-ledger.ts). */
   result(value: unknown): void;
   readonly lastResult: unknown;
@@ -36,8 +36,8 @@ export function createOutput(json: boolean): Output {
     },
     info: (line) => human.write(`${line}\n`),
     warn: (line) => process.stderr.write(`${pc.yellow('warning')} ${line}\n`),
-    // Streamed, never one string: a report lists every tenant (json-stream.ts).
-    document: (value) => writeJsonDocument((chunk) => process.stdout.write(chunk), value),
+    // Streamed, never one string, at the pace stdout takes it: a report lists every tenant (json-stream.ts).
+    document: (value) => writeJsonDocumentTo(process.stdout, value),
   };
 }
 

@@ -62,22 +62,16 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   refuseForeignTable(shape, registry);
   const hasRegistry = shape.exists && shape.columns.includes('migration_version');
 
-  const [masterApplied, registered, namespaces, deletedOrgIds, nodes] = await Promise.all([
+  // Without --verify or roles nothing needs a row per tenant: the server counts and lists (readFleetSummary).
+  const perTenant = Boolean(options.verify) || rolesOf(options).enabled;
+  const [masterApplied, picture, deletedOrgIds, nodes] = await Promise.all([
     readMasterApplied(knex),
-    hasRegistry ? readRegistry(knex, registry) : Promise.resolve([]),
-    readTenantNamespaces(knex),
+    perTenant ? fleetPictureFromRows(knex, registry, hasRegistry, tenantNames, Boolean(options.verify)) : readFleetSummary(knex, hasRegistry ? registry : undefined, tenantNames),
     hasRegistry ? readDeletedOrgIds(knex, registry) : Promise.resolve([]),
     // On a Citus coordinator only: where the tenants live.
     hasRegistry ? hasCitus(knex).then((citus) => (citus ? tenantsPerNode(knex, registry) : undefined)) : Promise.resolve(undefined),
   ]);
-  const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
-  const drift = options.verify
-    ? await readDrift(knex, registry, namespaces, fleet.filter((row) => row.schemaExists))
-    : undefined;
-
-  const registeredSchemas = new Set(fleet.map((row) => row.schema));
-  const pattern = new RegExp(TENANT_SCHEMA_PATTERN);
-  const orphans = [...namespaces.keys()].filter((name) => pattern.test(name) && !registeredSchemas.has(name)).sort();
+  const { orphans, driftedOrgIds: drifted } = picture;
 
   const masterDone = new Set(masterApplied);
   const masterFiles = new Set(masterNames);
@@ -88,18 +82,6 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   };
 
   const tenantFiles = new Set(tenantNames);
-  const live = fleet.filter((row) => row.schemaExists);
-  const drifted = drift ? live.filter((row) => drift.has(row.schema)) : [];
-  const driftedSet = new Set(drifted);
-  // A tenant whose newest migration has no file is drifted, not behind: migrating cannot fix it.
-  const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version) && !driftedSet.has(row));
-  const missingFileSet = new Set(missingFile);
-  const behind = live.filter((row) => !isUpToDate(row, tenantNames) && !missingFileSet.has(row) && !driftedSet.has(row));
-  const counts = new Map<string | null, number>();
-  for (const row of live) counts.set(row.version, (counts.get(row.version) ?? 0) + 1);
-  const versions = [...counts]
-    .map(([version, count]) => ({ version, count }))
-    .sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''));
   const tenantSource = directorySource(path.resolve(options.tenantDirectory ?? 'migrations/tenant'));
   const editedFiles = await findEditedFiles(knex, [
     { tree: 'master', source: directorySource(path.resolve(options.masterDirectory ?? 'migrations/master')) },
@@ -109,18 +91,18 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
   // not any tenant's newest.
   const tenantMissingFiles = hasRegistry ? (await tenantApplied(registry)(knex)).filter((name) => !tenantFiles.has(name)) : [];
   const tenants = {
-    total: fleet.length,
-    upToDate: live.length - behind.length - missingFile.length - drifted.length,
-    behind: behind.length,
-    versions,
-    behindOrgIds: behind.map((row) => row.orgId),
-    missingFileOrgIds: missingFile.map((row) => row.orgId),
+    total: picture.total,
+    upToDate: picture.liveCount - picture.behindOrgIds.length - picture.missingFileOrgIds.length - (drifted?.length ?? 0),
+    behind: picture.behindOrgIds.length,
+    versions: picture.versions,
+    behindOrgIds: picture.behindOrgIds,
+    missingFileOrgIds: picture.missingFileOrgIds,
     missingFiles: tenantMissingFiles,
     deletedOrgIds,
-    ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
+    ...(drifted ? { driftedOrgIds: drifted } : {}),
   };
-  const missingSchemas = fleet.filter((row) => !row.schemaExists).map((row) => row.schema);
-  const roles = rolesOf(options).enabled ? await readRoleStatus(knex, live, { verify: Boolean(options.verify) }) : undefined;
+  const missingSchemas = picture.missingSchemas;
+  const roles = rolesOf(options).enabled && picture.liveRows ? await readRoleStatus(knex, picture.liveRows, { verify: Boolean(options.verify) }) : undefined;
   if (roles) Object.assign(tenants, roles);
   const ok =
     (roles?.missingRoleOrgIds.length ?? 0) === 0 &&
@@ -131,10 +113,129 @@ export async function getStatus(knex: Knex, options: StatusOptions = {}): Promis
     tenants.behind === 0 &&
     tenants.missingFileOrgIds.length === 0 &&
     tenants.missingFiles.length === 0 &&
-    drifted.length === 0 &&
+    (drifted?.length ?? 0) === 0 &&
     orphans.length === 0 &&
     missingSchemas.length === 0;
   return { master, tenants, orphanSchemas: orphans, missingSchemas, editedFiles, ...(nodes ? { nodes } : {}), ok };
+}
+
+/** The fleet as status reports it: counts and the lists the contract names. */
+export interface FleetPicture {
+  total: number;
+  /** Registered tenants whose schema exists. */
+  liveCount: number;
+  /** Those tenants row by row: only from {@link fleetPictureFromRows} (roles need them). */
+  liveRows?: FleetRow[];
+  versions: { version: string | null; count: number }[];
+  behindOrgIds: string[];
+  missingFileOrgIds: string[];
+  /** Schemas of registry rows whose schema does not exist, in org id order. */
+  missingSchemas: string[];
+  /** `tid_…` schemas with no registry row, sorted. */
+  orphans: string[];
+  /** With verify only. */
+  driftedOrgIds?: string[];
+}
+
+/** Newest applied migration → tenants there, newest first (ties: first seen in org id order). */
+function sortVersions(counts: Iterable<[string | null, number]>): { version: string | null; count: number }[] {
+  return [...counts].map(([version, count]) => ({ version, count })).sort((a, b) => (b.version ?? '').localeCompare(a.version ?? ''));
+}
+
+/**
+ * Every registry row and every tenant-looking schema read into the process and compared there:
+ * what `--verify` (each live tenant's own bookkeeping) and roles (each live tenant's role) need.
+ */
+export async function fleetPictureFromRows(knex: Knex, registry: RegistryTable, hasRegistry: boolean, tenantNames: readonly string[], verify: boolean): Promise<FleetPicture> {
+  const [registered, namespaces] = await Promise.all([hasRegistry ? readRegistry(knex, registry) : Promise.resolve([]), readTenantNamespaces(knex)]);
+  const fleet: FleetRow[] = registered.map((row) => ({ ...row, schemaExists: namespaces.has(row.schema) }));
+  const live = fleet.filter((row) => row.schemaExists);
+  const drift = verify ? await readDrift(knex, registry, namespaces, live) : undefined;
+  const registeredSchemas = new Set(fleet.map((row) => row.schema));
+  const pattern = new RegExp(TENANT_SCHEMA_PATTERN);
+  const orphans = [...namespaces.keys()].filter((name) => pattern.test(name) && !registeredSchemas.has(name)).sort();
+  const tenantFiles = new Set(tenantNames);
+  const drifted = drift ? live.filter((row) => drift.has(row.schema)) : [];
+  const driftedSet = new Set(drifted);
+  // A tenant whose newest migration has no file is drifted, not behind: migrating cannot fix it.
+  const missingFile = live.filter((row) => row.version !== null && !tenantFiles.has(row.version) && !driftedSet.has(row));
+  const missingFileSet = new Set(missingFile);
+  const behind = live.filter((row) => !isUpToDate(row, tenantNames) && !missingFileSet.has(row) && !driftedSet.has(row));
+  const counts = new Map<string | null, number>();
+  for (const row of live) counts.set(row.version, (counts.get(row.version) ?? 0) + 1);
+  return {
+    total: fleet.length,
+    liveCount: live.length,
+    liveRows: live,
+    versions: sortVersions(counts),
+    behindOrgIds: behind.map((row) => row.orgId),
+    missingFileOrgIds: missingFile.map((row) => row.orgId),
+    missingSchemas: fleet.filter((row) => !row.schemaExists).map((row) => row.schema),
+    orphans,
+    ...(drift ? { driftedOrgIds: drifted.map((row) => row.orgId) } : {}),
+  };
+}
+
+/**
+ * The same picture counted and listed by the server, in one statement: a row per newest version
+ * (counts), plus a row per tenant the contract lists (behind, on a missing file, without its schema)
+ * and per orphan schema — a handful of rows when the fleet is up to date, whatever its size. At
+ * 100,000 tenants reading every registry row and schema name into the process took seconds and
+ * ~100 MB of client memory. Registry and schemas meet in one hash full join (nested loops off for
+ * it: a nested loop planned from a one-row estimate went quadratic, issue 14). A registry row's
+ * schema counts as there only when it is a `tid_…` schema, as in {@link fleetPictureFromRows}.
+ */
+export async function readFleetSummary(knex: Knex, registry: RegistryTable | undefined, tenantNames: readonly string[]): Promise<FleetPicture> {
+  if (!registry) {
+    const { rows } = await knex.raw<{ rows: { name: string }[] }>("select nspname as name from pg_namespace where nspname like 'tid\\_%' and nspname ~ ?", [TENANT_SCHEMA_PATTERN]);
+    return { total: 0, liveCount: 0, versions: [], behindOrgIds: [], missingFileOrgIds: [], missingSchemas: [], orphans: rows.map((row) => row.name).sort() };
+  }
+  // part 0: a (newest version, schema there) group; 1: a listed tenant (kind b = behind, f = newest
+  // migration has no file, s = no schema; id its org id, or its schema for s); 2: an orphan schema.
+  type Row = { part: 0 | 1 | 2; id: string | null; live: boolean; tenants: number; kind: 'b' | 'f' | 's' | null };
+  const { rows } = await knex.transaction(
+    async (trx) => {
+      await trx.raw('set local enable_nestloop = off');
+      return trx.raw<{ rows: Row[] }>(
+        `with files as (select value as name from jsonb_array_elements_text(?::jsonb)),
+         fleet as materialized (
+           select r.org_id, r.schema_name, r.migration_version, r.migration_count, n.nspname
+             from ${registrySql(registry)} r
+             full join (select nspname from pg_catalog.pg_namespace where nspname like 'tid\\_%') n on n.nspname = r.schema_name
+         )
+         select 0 as part, min(org_id) as sort, migration_version as id, nspname is not null as live, count(*)::int as tenants, null as kind
+           from fleet where org_id is not null group by migration_version, nspname is not null
+         union all
+         select 1, org_id, case when nspname is null then schema_name else org_id end, nspname is not null, 1,
+                case when nspname is null then 's'
+                     when migration_version is not null and migration_version not in (select name from files) then 'f'
+                     else 'b' end
+           from fleet
+          where org_id is not null and (nspname is null or not coalesce(migration_count = ? and migration_version is not distinct from ?::text, false))
+         union all
+         select 2, null, nspname, true, 0, null from fleet where org_id is null and nspname ~ ?
+         order by part, sort`,
+        [JSON.stringify(tenantNames), tenantNames.length, tenantNames.at(-1) ?? null, TENANT_SCHEMA_PATTERN],
+      );
+    },
+    { readOnly: true },
+  );
+  const counts = new Map<string | null, number>();
+  const picture: FleetPicture = { total: 0, liveCount: 0, versions: [], behindOrgIds: [], missingFileOrgIds: [], missingSchemas: [], orphans: [] };
+  const lists = { b: picture.behindOrgIds, f: picture.missingFileOrgIds, s: picture.missingSchemas };
+  for (const row of rows) {
+    if (row.part === 2) picture.orphans.push(row.id!);
+    else if (row.part === 1) lists[row.kind!].push(row.id!);
+    else {
+      picture.total += row.tenants;
+      if (!row.live) continue;
+      picture.liveCount += row.tenants;
+      counts.set(row.id, (counts.get(row.id) ?? 0) + row.tenants);
+    }
+  }
+  picture.versions = sortVersions(counts);
+  picture.orphans.sort();
+  return picture;
 }
 
 async function readMasterApplied(knex: Knex): Promise<string[]> {

@@ -54,6 +54,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
   const current = (tenant: TenantRecord) => isUpToDate(tenant, source.names) && !roles.missing.has(tenant.schema);
   const results: TenantResult[] = [];
   let failedWave: number | undefined;
+  let openedCount = 0;
   for (const [index, wave] of waves.entries()) {
     const number = index + 1;
     const tag = (result: TenantResult): TenantResult => (waves.length > 1 ? { ...result, wave: number } : result);
@@ -77,6 +78,7 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
       results.push(result);
     }
     const opened = verify ? wave : wave.filter((tenant) => !current(tenant));
+    openedCount += opened.length;
     // Continue-on-error holds within a wave, never across waves.
     const ran = await runFleet(opened, migrateOne, {
       ...live,
@@ -87,7 +89,8 @@ export async function migrateTenants(knex: Knex, options: MigrateTenantsOptions 
     results.push(...ran.map(tag));
     if (ran.some((result) => result.status === 'failed')) failedWave = number;
   }
-  await checksums.sync(knex);
+  // The no-op (every tenant current): no schema opened, so the tree's applied files are as read before.
+  await checksums.sync(knex, { untouched: openedCount === 0 });
   const result = fleetResult('migrate:tenants', tenants, results.map((r) => (dropped.has(r.schema) ? { ...r, role: 'dropped' as const } : r)), started, warnings);
   return waves.length > 1 ? { ...result, waves: waveSummaries(results, waves.length) } : result;
 }
@@ -183,8 +186,10 @@ export function fleetResult(
   started: number,
   warnings: readonly string[],
 ): FleetResult {
-  const byOrg = new Map(results.map((result) => [result.orgId, result]));
-  const ordered = tenants.map((tenant) => byOrg.get(tenant.orgId)!);
+  // Usually already in registry order (a run where every tenant was up to date): no map of the fleet then.
+  const inOrder = results.length === tenants.length && tenants.every((tenant, i) => results[i]!.orgId === tenant.orgId);
+  const byOrg = inOrder ? undefined : new Map(results.map((result) => [result.orgId, result]));
+  const ordered = byOrg ? tenants.map((tenant) => byOrg.get(tenant.orgId)!) : [...results];
   const summary = summarize(ordered, Math.round(performance.now() - started));
   return {
     command,

@@ -28,7 +28,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
             onTenantDone: output.json ? undefined : (tenant) => output.info(deprovisionLine(tenant)),
           });
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else output.info(summaryLine(result));
           return result.ok ? 0 : 1;
         }),
@@ -53,7 +53,7 @@ export const registerBackupCommands: Register = (program: Command, run) => {
             roles: config.roles,
           });
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else restoreLines(output, result);
           return 0;
         }),

@@ -20,7 +20,7 @@ export const registerChecksumsCommand: Register = (program: Command, run) => {
           ]);
           const result = { command: 'checksums:accept', ok: true, accepted };
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           for (const file of output.json ? [] : accepted) {
             output.info(
               file.changed

@@ -17,7 +17,7 @@ export const registerCitusCommands: Register = (program: Command, run) => {
           const { moveTenant } = await import('../../citus/move-tenant.ts');
           const result = await moveTenant(db.knex, orgId, { ...liveFrom(flags, config), to: flags.to, mode: flags.mode, registry: config.registryTable });
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else if (!result.moved) output.info(`move:tenant: ${result.orgId} (${result.schema}) is already on ${result.to}; nothing to do.`);
           else output.info(`move:tenant: ${result.orgId} (${result.schema}) moved from ${result.from} to ${result.to} (${result.mode}, ${result.ms} ms)`);
           return 0;

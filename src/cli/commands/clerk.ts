@@ -35,7 +35,7 @@ export const registerClerkCommands: Register = (program: Command, run) => {
             registry: config.registryTable,
           });
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else for (const line of syncLines(result)) output.info(line);
           return result.ok ? 0 : 1;
         }),

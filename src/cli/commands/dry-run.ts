@@ -21,7 +21,7 @@ export async function runDryRun(
     if (before && !(await before(db.knex, config))) return 1;
     const { dryRun } = await import('../../dry-run/dry-run.ts');
     const result = await dryRun(db.knex, command, { registry: config.registryTable, ...options(config) });
-    if (output.json) output.document(result);
+    if (output.json) await output.document(result);
     else for (const line of dryRunLines(result)) output.info(line);
     return result.ok ? 0 : 1;
   });

@@ -19,7 +19,7 @@ export const registerHistoryCommand: Register = (program: Command, run) => {
           const { listRuns } = await import('../../history/run-ledger.ts');
           const runs = await listRuns(db.knex, { limit, id });
           if (id !== undefined && runs.length === 0) throw new UsageError(`No run ${id} in the history.`);
-          if (output.json) output.document({ runs });
+          if (output.json) await output.document({ runs });
           else if (id !== undefined) for (const line of runDetail(runs[0]!)) output.info(line);
           else if (runs.length === 0) output.info('No runs recorded yet: the history starts with the first command that changes the database.');
           else for (const line of runTable(runs)) output.info(line);

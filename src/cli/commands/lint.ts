@@ -18,7 +18,7 @@ export const registerLintCommand: Register = (program: Command, run) => {
         withDatabase({}, async (db, config) => {
           const { lintTrees } = await import('../../lint/lint-trees.ts');
           const result = await lintTrees(db.knex, { masterDirectory: config.masterMigrationsDir, tenantDirectory: config.tenantMigrationsDir, toolLockTimeoutMs: config.live.lockTimeoutMs });
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else {
             for (const line of lintLines(result)) output.info(line);
             output.info(result.ok ? pc.green('lint: no findings') : `lint: ${result.findings.length} finding${result.findings.length === 1 ? '' : 's'}${result.notChecked.length ? `, ${result.notChecked.length} not checked` : ''}${flags.strict ? '' : ' (warnings; --strict fails on them)'}`);
@@ -64,7 +64,7 @@ export async function lintBeforeMigrating(
     const error = `${result.findings.length} lint finding${result.findings.length === 1 ? '' : 's'} with --strict: nothing was migrated.`;
     output.info(pc.red(error));
     // --json promises one document on stdout, a refusal included.
-    if (output.json) output.document({ command: tree === 'master' ? 'migrate:master' : 'migrate:tenants', ok: false, error, findings: result.findings });
+    if (output.json) await output.document({ command: tree === 'master' ? 'migrate:master' : 'migrate:tenants', ok: false, error, findings: result.findings });
     return false;
   }
   return true;

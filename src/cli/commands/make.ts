@@ -16,7 +16,7 @@ export const registerMakeCommands: Register = (program: Command, run) => {
           const { makeMigration } = await import('../../migration/make-migration.ts');
           const file = makeMigration(tree === 'master' ? config.masterMigrationsDir : config.tenantMigrationsDir, name);
           const shown = path.relative(process.cwd(), file);
-          if (output.json) output.document({ command: `migrate:make:${tree}`, ok: true, file: shown });
+          if (output.json) await output.document({ command: `migrate:make:${tree}`, ok: true, file: shown });
           else output.info(`Created ${shown}`);
           return 0;
         }),
@@ -36,7 +36,7 @@ export const registerMakeCommands: Register = (program: Command, run) => {
         const { makeSeed } = await import('../../migration/make-migration.ts');
         const file = makeSeed(flags.master ? config.masterSeedsDir : config.tenantSeedsDir, name);
         const shown = path.relative(process.cwd(), file);
-        if (output.json) output.document({ command: 'migrate:make:seed', ok: true, file: shown });
+        if (output.json) await output.document({ command: 'migrate:make:seed', ok: true, file: shown });
         else output.info(`Created ${shown}`);
         return 0;
       }),

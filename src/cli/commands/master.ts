@@ -56,7 +56,7 @@ export const registerSeedMasterCommand: Register = (program: Command, run) => {
           const { seedMaster } = await import('../../seeds/run-seeds.ts');
           const result = await seedMaster(db.knex, { ...liveFrom(flags, config), directory: config.masterSeedsDir });
           output.result(result);
-          if (output.json) output.document(result);
+          if (output.json) await output.document(result);
           else if (result.ok) output.info(`seed:master: ran ${result.seeds.length} seed${result.seeds.length === 1 ? '' : 's'} in public (${result.ms} ms)${result.seeds.map((name) => `\n  ${name}`).join('')}`);
           else output.info(`seed:master failed, nothing kept: ${result.error}`);
           return result.ok ? 0 : 1;
@@ -80,9 +80,9 @@ function masterProgress(output: Output) {
   };
 }
 
-function report(output: Output, result: MasterResult): 0 | 1 {
+async function report(output: Output, result: MasterResult): Promise<0 | 1> {
   output.result(result);
-  if (output.json) output.document(result);
+  if (output.json) await output.document(result);
   else for (const line of masterLines(result)) output.info(line);
   return result.ok ? 0 : 1;
 }

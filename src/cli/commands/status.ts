@@ -29,7 +29,7 @@ export const registerStatusCommand: Register = (program: Command, run) => {
             verify: flags.verify,
             roles: config.roles,
           });
-          if (output.json) output.document(status);
+          if (output.json) await output.document(status);
           else for (const line of statusLines(status)) output.info(line);
           if (flags.html) {
             const { writeStatusHtml } = await import('../../status/html-report.ts');

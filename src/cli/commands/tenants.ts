@@ -207,7 +207,7 @@ async function runFleetCommand(
     const interrupted = abort.signal.aborted && result.tenants.some((tenant) => tenant.status === 'skipped');
     if (interrupted) result = { ...result, ok: false };
     output.result(result);
-    if (output.json) output.document(result);
+    if (output.json) await output.document(result);
     else {
       output.info(fleetSummaryLine(result));
       const release = rollbackReleaseLine(result);
