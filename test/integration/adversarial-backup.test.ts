@@ -419,4 +419,53 @@ describe('adversarial catalog-dump round trips', { timeout: 300_000 }, () => {
     ]);
     expect(r.diff).toBe('');
   });
+  it('rows another session commits while the tenant is being deprovisioned are in the backup, or their writes fail: none is lost', async () => {
+    const org = 'org_adv_live';
+    const schema = tenantSchemaName(org);
+    const s = quoteIdent(schema);
+    await provisionTenant(db.knex(), [org], { directory: tree });
+    await db.knex().raw(`create table ${s}.feed (id bigserial primary key, at timestamptz default clock_timestamp(), pad text)`);
+    await db.knex().raw(`insert into ${s}.feed (pad) select repeat('p', 200) from generate_series(1, 100000)`);
+    const writer = db.createKnex({ pool: { min: 1, max: 1 } });
+    let committed = 100000;
+    let stop = false;
+    const writing = (async () => {
+      while (!stop) {
+        try {
+          await writer.raw(`insert into ${s}.feed (pad) values ('live')`);
+          committed += 1;
+        } catch {
+          return; // the schema is gone (or the write waited out and failed): not committed
+        }
+      }
+    })();
+    const gone = await deprovisionTenant(db.knex(), [org], { backupDir, connection: db.connection, dumper: 'tool' });
+    stop = true;
+    await writing;
+    await writer.destroy();
+    expect(gone.tenants[0]!.status).toBe('deprovisioned');
+    await restoreTenant(db.knex(), gone.tenants[0]!.manifest!, { connection: db.connection });
+    const restored = Number((await db.knex().raw(`select count(*) as n from ${s}.feed`)).rows[0].n);
+    expect(restored).toBe(committed);
+  });
+
+  it('a table locked by another session: the dump waits at most the lock wait, fails, and nothing is dropped', async () => {
+    const org = 'org_adv_locked';
+    const schema = tenantSchemaName(org);
+    const s = quoteIdent(schema);
+    await provisionTenant(db.knex(), [org], { directory: tree });
+    await db.knex().raw(`create table ${s}.busy (id int)`);
+    const holder = db.createKnex({ pool: { min: 1, max: 1 } });
+    const trx = await holder.transaction();
+    try {
+      await trx.raw(`lock table ${s}.busy in access exclusive mode`);
+      const gone = await deprovisionTenant(db.knex(), [org], { backupDir, connection: db.connection, dumper: 'tool', lockWaitTimeoutMs: 1000 });
+      expect(gone.tenants[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/lock/i) });
+    } finally {
+      await trx.rollback();
+      await holder.destroy();
+    }
+    expect(await tenantSchemas(db.knex())).toContain(schema);
+    expect(fs.readdirSync(backupDir)).toEqual([]);
+  });
 });
