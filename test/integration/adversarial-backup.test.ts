@@ -22,7 +22,8 @@ import { provisionTenant } from '../../src/tenants/provision.ts';
 import { quoteIdent, useFreshDatabase, withAdminClient } from '../support/database.ts';
 import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
-import { copyTree } from '../support/trees.ts';
+import { runCli } from '../support/cli.ts';
+import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_advdump' });
 afterEach(() => expectNoLeftovers(db.knex()));
@@ -467,5 +468,41 @@ describe('adversarial catalog-dump round trips', { timeout: 300_000 }, () => {
     }
     expect(await tenantSchemas(db.knex())).toContain(schema);
     expect(fs.readdirSync(backupDir)).toEqual([]);
+  });
+  it('through the CLI: a tenant behind on a migration round-trips with --json saying which dumper wrote it; a materialized view goes to pg_dump and the line says so', async () => {
+    const own = copyTree('tenant-basic');
+    const env = treeEnv(db.url, { tenant: own });
+    const org = 'org_adv_cli';
+    const schema = tenantSchemaName(org);
+    await provisionTenant(db.knex(), [org], { directory: own });
+    writeMigration(own, '20260401000001_pending.ts', "await knex.raw('create table later (id int)');");
+    await inSchema(schema, ["insert into org_users (email) values ('a@b.test')"]);
+    const before = await snapshot(schema);
+    const gone = await runCli(['deprovision:tenant', org, '--backup-dir', backupDir, '--json'], { env });
+    expect(gone.code, gone.stderr + gone.stdout).toBe(0);
+    const out = JSON.parse(gone.stdout);
+    expect(out.tenants[0]).toMatchObject({ status: 'deprovisioned' });
+    expect(out.tenants[0].pgDumpFallback).toBeUndefined();
+    const manifest = JSON.parse(fs.readFileSync(out.tenants[0].manifest, 'utf8'));
+    expect(manifest).toMatchObject({ format: 'sql', dumper: expect.stringMatching(/\(catalog\)$/), migrationCount: 3, newestMigration: '20260201000003_nickname.ts' });
+    const back = await runCli(['restore:tenant', out.tenants[0].manifest, '--json'], { env });
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toMatch(/20260401000001_pending/);
+    expect(showDiff(before, await snapshot(schema))).toBe('');
+    const status = JSON.parse((await runCli(['status', '--json'], { env })).stdout);
+    expect(status.tenants).toMatchObject({ total: 1, upToDate: 0 });
+
+    const mv = 'org_adv_matview';
+    await provisionTenant(db.knex(), [mv], { directory: tree });
+    await inSchema(tenantSchemaName(mv), ['create materialized view mv as select 1 as one']);
+    const fell = await runCli(['deprovision:tenant', mv, '--backup-dir', backupDir], { env: treeEnv(db.url, { tenant: tree }) });
+    if (!comparable) {
+      expect(fell.code).toBe(1);
+      expect(fell.stdout + fell.stderr).toMatch(/mv: a materialized view.*pg_dump, which would, failed/s);
+      expect(await tenantSchemas(db.knex())).toContain(tenantSchemaName(mv));
+      return;
+    }
+    expect(fell.code, fell.stderr + fell.stdout).toBe(0);
+    expect(fell.stdout).toMatch(/pg_dump wrote it: the schema holds what the catalog dumper does not write \(.*mv: a materialized view/);
   });
 });
