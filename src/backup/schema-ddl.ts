@@ -5,8 +5,8 @@
  * name these functions print is schema-qualified.
  *
  * Order of what is written (each part can only refer to what came before it):
- * schema; enums, domains and composite types (by their dependencies); functions and procedures
- * (check_function_bodies off, like pg_dump); sequences; tables (columns, types, collations,
+ * schema; enums, domains and composite types (by their dependencies); sequences; functions and
+ * procedures (check_function_bodies off, like pg_dump); domain defaults; tables (columns, types, collations,
  * defaults, identity, generated, NOT NULL); OWNED BY; column settings — then the data (COPY, in
  * schema-dump.ts) and sequence values — then primary keys, unique, check and exclusion
  * constraints; indexes; foreign keys; views (a view after the views it reads); triggers; row level
@@ -81,6 +81,9 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
 
   // Functions and procedures: bodies are not checked (they may name tables created below).
   const functions = await q<{ def: string }>(client, 'select pg_get_functiondef(p.oid) as def from pg_proc p where p.oid = any($1::oid[]) order by p.proname, p.oid::regprocedure::text', [objects.functions]);
+  // Sequences are spliced in before the functions (below): an argument default such as
+  // `n bigint DEFAULT nextval('seq')` is parsed by CREATE FUNCTION, bodies unchecked or not.
+  const sequencesAt = before.length;
   for (const f of functions) before.push(`${f.def.trimEnd()};`);
 
   // Sequences: an identity column's own is created by its column, a serial's is OWNED BY it after its table.
@@ -95,7 +98,7 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
     [sequenceOids],
   );
   const options = (x: (typeof sequences)[number]) => `START WITH ${x.start} INCREMENT BY ${x.increment} MINVALUE ${x.min} MAXVALUE ${x.max} CACHE ${x.cache}${x.cycle ? ' CYCLE' : ' NO CYCLE'}`;
-  for (const x of sequences.filter((x) => !x.identity)) before.push(`CREATE${x.unlogged ? ' UNLOGGED' : ''} SEQUENCE ${x.name} AS ${x.type} ${options(x)};`);
+  before.splice(sequencesAt, 0, ...sequences.filter((x) => !x.identity).map((x) => `CREATE${x.unlogged ? ' UNLOGGED' : ''} SEQUENCE ${x.name} AS ${x.type} ${options(x)};`));
   const identitySequences = new Map(
     (await q<{ table: string; attnum: number; oid: number }>(
       client,

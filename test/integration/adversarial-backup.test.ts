@@ -505,4 +505,13 @@ describe('adversarial catalog-dump round trips', { timeout: 300_000 }, () => {
     expect(fell.code, fell.stderr + fell.stdout).toBe(0);
     expect(fell.stdout).toMatch(/pg_dump wrote it: the schema holds what the catalog dumper does not write \(.*mv: a materialized view/);
   });
+  it('a function whose argument default calls nextval() of a sequence of the schema restores', async () => {
+    const r = await roundTrip('org_adv_fnseq', () => [
+      'create sequence batch_seq start 70',
+      "create function next_batch(n bigint default nextval('batch_seq')) returns bigint language sql as 'select n'",
+      "select nextval('batch_seq')",
+    ]);
+    expect(r.diff).toBe('');
+    expect(Number((await db.knex().raw(`select ${quoteIdent(r.schema)}.next_batch() as n`)).rows[0].n)).toBe(71);
+  });
 });
