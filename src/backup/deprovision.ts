@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { poolSizeOf } from '../db/connection.ts';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { UsageError } from '../errors.ts';
@@ -243,7 +244,8 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
       await dropRoleOfSchema(trx, tenant.schema);
       await trx(registry.table).withSchema(registry.schema).where({ schema_name: tenant.schema }).delete();
     };
-    if (backup?.guardsWrites) {
+    // (A pool of one session cannot hold the guard beside the dump's session: then as before.)
+    if (backup?.guardsWrites && poolSizeOf(knex) >= 2) {
       // Rows another session commits after the dump's snapshot and before the drop were in neither
       // the backup nor the database (an app still writing to the org lost them, silently). So the
       // drop's transaction, on a second session, first locks the schema's tables EXCLUSIVE — writes
