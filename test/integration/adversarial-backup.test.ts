@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
 import { libpqEnvironment } from '../../src/backup/pg-tools.ts';
 import { restoreTenant } from '../../src/backup/restore.ts';
@@ -25,6 +25,8 @@ import { expectNoLeftovers } from '../support/leftovers.ts';
 import { runCli } from '../support/cli.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
+// DROP DATABASE waits for a checkpoint: on a server under load that took two minutes here.
+vi.setConfig({ hookTimeout: 240_000 });
 const db = useFreshDatabase({ prefix: 'tm_advdump' });
 afterEach(() => expectNoLeftovers(db.knex()));
 
@@ -54,6 +56,12 @@ beforeAll(async () => {
   const major = Math.floor(Number((await db.knex().raw("select current_setting('server_version_num') as n")).rows[0].n) / 10000);
   comparable = clientMajor() >= major;
 });
+
+afterAll(async () => {
+  // Before the database goes (hooks run in reverse): the schemas granting to the role first.
+  await dropAllTenants(db.knex());
+  await withAdminClient((client) => client.query(`drop role if exists ${quoteIdent(role)}`));
+}, 60_000);
 
 function pgDumpText(schema: string): string {
   const { env: childEnv, cleanup } = libpqEnvironment(db.connection);
