@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { poolSizeOf } from '../db/connection.ts';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
 import { UsageError } from '../errors.ts';
@@ -124,6 +125,9 @@ interface Backup {
    */
   dump(schema: string, base: string, connection: unknown): Promise<DumpWritten>;
   cleanup(): void;
+  /** A server (not the embedded one, a single session): writes are held off from before the dump to the drop. */
+  guardsWrites: boolean;
+  lockWaitTimeoutMs: number;
 }
 
 type DumpWritten = Pick<BackupManifest, 'format' | 'pgDumpVersion' | 'dumper' | 'fallback' | 'tables'> & { file: string };
@@ -173,6 +177,8 @@ async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<B
     dir,
     serverVersion,
     cleanup,
+    guardsWrites: true,
+    lockWaitTimeoutMs,
     async dump(schema, base, connection) {
       if (dumper === 'pg_dump') return withPgDump(schema, base);
       const file = `${base}.sql`;
@@ -199,6 +205,8 @@ function inProcessBackup(dir: string, serverVersion: string, dumpSchema: (schema
     dir,
     serverVersion,
     cleanup: () => {},
+    guardsWrites: false,
+    lockWaitTimeoutMs: 0,
     async dump(schema, base) {
       const file = `${base}.sql`;
       const sql = await dumpSchema(schema);
@@ -228,20 +236,46 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
     let manifestFile: string | undefined;
     let dumpSize: number | undefined;
     let fallback: string[] | undefined;
-    if (backup) {
-      ({ manifestFile, dumpSize, fallback } = await dumpAndVerify(knex, connection, registry, tenant, backup, files));
+    const drop = async (trx: Knex.Transaction) => {
+      // Under the session lock taken above: DROP … CASCADE's table locks wait at most the lock timeout.
+      await trx.raw(timeoutsSql(live));
+      await trx.raw('drop schema if exists ?? cascade', [tenant.schema]);
+      // Per-tenant roles: the tenant's role goes in the same transaction, after the backup.
+      await dropRoleOfSchema(trx, tenant.schema);
+      await trx(registry.table).withSchema(registry.schema).where({ schema_name: tenant.schema }).delete();
+    };
+    // (A pool of one session cannot hold the guard beside the dump's session: then as before.)
+    if (backup?.guardsWrites && poolSizeOf(knex) >= 2) {
+      // Rows another session commits after the dump's snapshot and before the drop were in neither
+      // the backup nor the database (an app still writing to the org lost them, silently). So the
+      // drop's transaction, on a second session, first locks the schema's tables EXCLUSIVE — writes
+      // wait, reads (the dump's ACCESS SHARE, pg_dump's too) go on — then the dump is taken and
+      // verified, and only then that transaction drops: a write either made it into the dump or
+      // fails with the schema gone.
+      const guard = await knex.transaction(null, { isolationLevel: 'read committed' });
+      try {
+        await guard.raw(`select set_config('lock_timeout', ?, true)`, [String(backup.lockWaitTimeoutMs)]);
+        const { rows } = await guard.raw<{ rows: { rel: string }[] }>(
+          `select d.objid::regclass::text as rel from pg_depend d join pg_class c on c.oid = d.objid
+            where d.refclassid = 'pg_namespace'::regclass and d.refobjid = to_regnamespace(?) and d.classid = 'pg_class'::regclass and d.deptype = 'n' and c.relkind in ('r', 'p')`,
+          [tenant.schema],
+        );
+        if (rows.length > 0) {
+          await guard.raw(`lock table ${rows.map((r) => r.rel).join(', ')} in exclusive mode`).catch((error: unknown) => {
+            throw new Error(`could not hold off writes to the schema's tables within ${backup.lockWaitTimeoutMs} ms (LOCK TABLE … IN EXCLUSIVE MODE: another transaction holds one): ${(error as Error).message}`, { cause: error });
+          });
+        }
+        ({ manifestFile, dumpSize, fallback } = await dumpAndVerify(knex, connection, registry, tenant, backup, files));
+        await drop(guard);
+        await guard.commit();
+      } catch (error) {
+        if (!guard.isCompleted()) await guard.rollback().catch(() => {});
+        throw error;
+      }
+    } else {
+      if (backup) ({ manifestFile, dumpSize, fallback } = await dumpAndVerify(knex, connection, registry, tenant, backup, files));
+      await knex.transaction(drop, { isolationLevel: 'read committed', connection });
     }
-    await knex.transaction(
-      async (trx) => {
-        // Under the session lock taken above: DROP … CASCADE's table locks wait at most the lock timeout.
-        await trx.raw(timeoutsSql(live));
-        await trx.raw('drop schema if exists ?? cascade', [tenant.schema]);
-        // Per-tenant roles: the tenant's role goes in the same transaction, after the backup.
-        await dropRoleOfSchema(trx, tenant.schema);
-        await trx(registry.table).withSchema(registry.schema).where({ schema_name: tenant.schema }).delete();
-      },
-      { isolationLevel: 'read committed', connection },
-    );
     return { ...base, status: 'deprovisioned', ...(manifestFile ? { manifest: manifestFile, dumpSize } : {}), ...(fallback ? { pgDumpFallback: fallback } : {}), ms: elapsed(started) };
   } catch (error) {
     // Nothing was dropped: a half-written backup is removed, so the directory holds only good ones.

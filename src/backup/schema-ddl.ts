@@ -5,8 +5,8 @@
  * name these functions print is schema-qualified.
  *
  * Order of what is written (each part can only refer to what came before it):
- * schema; enums, domains and composite types (by their dependencies); functions and procedures
- * (check_function_bodies off, like pg_dump); sequences; tables (columns, types, collations,
+ * schema; enums, domains and composite types (by their dependencies); sequences; functions and
+ * procedures (check_function_bodies off, like pg_dump); domain defaults; tables (columns, types, collations,
  * defaults, identity, generated, NOT NULL); OWNED BY; column settings — then the data (COPY, in
  * schema-dump.ts) and sequence values — then primary keys, unique, check and exclusion
  * constraints; indexes; foreign keys; views (a view after the views it reads); triggers; row level
@@ -38,8 +38,10 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
   const before: string[] = [`CREATE SCHEMA ${s};`];
   const after: string[] = [];
 
+  const domainDefaults: string[] = [];
+  const notValidDomainChecks: string[] = [];
   // Types: enums, domains, composites — each after the types of the schema it is built on.
-  const types = await q<{ oid: number; name: string; typtype: string; deps: number[]; labels: string[] | null; base: string; collate: string | null; def: string | null; notnull: boolean; attrs: { name: string; type: string; collate: string | null }[] | null; constraints: { name: string; def: string; contype: string }[] | null }>(
+  const types = await q<{ oid: number; name: string; typtype: string; deps: number[]; labels: string[] | null; base: string; collate: string | null; def: string | null; notnull: boolean; attrs: { name: string; type: string; collate: string | null }[] | null; constraints: { name: string; def: string; contype: string; validated: boolean }[] | null }>(
     client,
     `select t.oid::int8::float8 as oid, t.oid::regtype::text as name, t.typtype,
             array(select d.oid::int8::float8 from pg_type d where d.oid in (t.typbasetype, bt.typelem)
@@ -52,7 +54,7 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
             (select json_agg(json_build_object('name', quote_ident(a.attname), 'type', format_type(a.atttypid, a.atttypmod),
                     'collate', case when a.attcollation <> at.typcollation then (select quote_ident(n.nspname) || '.' || quote_ident(c.collname) from pg_collation c join pg_namespace n on n.oid = c.collnamespace where c.oid = a.attcollation) end) order by a.attnum)
                from pg_attribute a join pg_type at on at.oid = a.atttypid where a.attrelid = t.typrelid and t.typrelid <> 0 and a.attnum > 0 and not a.attisdropped) as attrs,
-            (select json_agg(json_build_object('name', quote_ident(c.conname), 'def', pg_get_constraintdef(c.oid), 'contype', c.contype) order by c.conname)
+            (select json_agg(json_build_object('name', quote_ident(c.conname), 'def', pg_get_constraintdef(c.oid), 'contype', c.contype, 'validated', c.convalidated) order by c.conname)
                from pg_constraint c where c.contypid = t.oid) as constraints
        from pg_type t left join pg_type bt on bt.oid = t.typbasetype
       where t.oid = any($1::oid[])
@@ -64,13 +66,24 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
     else if (t.typtype === 'c') before.push(`CREATE TYPE ${t.name} AS (${(t.attrs ?? []).map((a) => `${a.name} ${a.type}${a.collate ? ` COLLATE ${a.collate}` : ''}`).join(', ')});`);
     else {
       const notNullConstraint = (t.constraints ?? []).some((c) => c.contype === 'n');
-      before.push(`CREATE DOMAIN ${t.name} AS ${t.base}${t.collate ? ` COLLATE ${t.collate}` : ''}${t.def !== null ? ` DEFAULT ${t.def}` : ''}${t.notnull && !notNullConstraint ? ' NOT NULL' : ''};`);
-      for (const c of t.constraints ?? []) before.push(`ALTER DOMAIN ${t.name} ADD CONSTRAINT ${c.name} ${c.def};`);
+      before.push(`CREATE DOMAIN ${t.name} AS ${t.base}${t.collate ? ` COLLATE ${t.collate}` : ''}${t.notnull && !notNullConstraint ? ' NOT NULL' : ''};`);
+      // A domain's default may call a function or nextval() a sequence of the schema, both written
+      // below: it is set once they exist (a `DEFAULT nextval('seq')` here made the dump unrestorable).
+      if (t.def !== null) domainDefaults.push(`ALTER DOMAIN ${t.name} SET DEFAULT ${t.def};`);
+      for (const c of t.constraints ?? []) {
+        // A check added NOT VALID over rows that break it is added after the rows (as pg_dump does):
+        // before them, COPY checks every row against it and the restore fails.
+        if (c.validated) before.push(`ALTER DOMAIN ${t.name} ADD CONSTRAINT ${c.name} ${c.def};`);
+        else notValidDomainChecks.push(`ALTER DOMAIN ${t.name} ADD CONSTRAINT ${c.name} ${c.def};`);
+      }
     }
   }
 
   // Functions and procedures: bodies are not checked (they may name tables created below).
   const functions = await q<{ def: string }>(client, 'select pg_get_functiondef(p.oid) as def from pg_proc p where p.oid = any($1::oid[]) order by p.proname, p.oid::regprocedure::text', [objects.functions]);
+  // Sequences are spliced in before the functions (below): an argument default such as
+  // `n bigint DEFAULT nextval('seq')` is parsed by CREATE FUNCTION, bodies unchecked or not.
+  const sequencesAt = before.length;
   for (const f of functions) before.push(`${f.def.trimEnd()};`);
 
   // Sequences: an identity column's own is created by its column, a serial's is OWNED BY it after its table.
@@ -85,7 +98,7 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
     [sequenceOids],
   );
   const options = (x: (typeof sequences)[number]) => `START WITH ${x.start} INCREMENT BY ${x.increment} MINVALUE ${x.min} MAXVALUE ${x.max} CACHE ${x.cache}${x.cycle ? ' CYCLE' : ' NO CYCLE'}`;
-  for (const x of sequences.filter((x) => !x.identity)) before.push(`CREATE${x.unlogged ? ' UNLOGGED' : ''} SEQUENCE ${x.name} AS ${x.type} ${options(x)};`);
+  before.splice(sequencesAt, 0, ...sequences.filter((x) => !x.identity).map((x) => `CREATE${x.unlogged ? ' UNLOGGED' : ''} SEQUENCE ${x.name} AS ${x.type} ${options(x)};`));
   const identitySequences = new Map(
     (await q<{ table: string; attnum: number; oid: number }>(
       client,
@@ -94,6 +107,8 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
       [sequences.filter((x) => x.identity).map((x) => x.oid)],
     )).map((d) => [`${d.table}.${d.attnum}`, sequences.find((x) => x.oid === d.oid)!]),
   );
+
+  before.push(...domainDefaults);
 
   // Tables.
   const tables = await q<{ oid: number; name: string; unlogged: boolean; reloptions: string[] | null; rls: boolean; force: boolean; replident: string; columns: { attnum: number; name: string; type: string; collate: string | null; def: string | null; generated: string; identity: string; notnull: boolean; stattarget: number | null; storage: string | null; options: string[] | null }[] | null }>(
@@ -152,17 +167,26 @@ export async function schemaDdl(client: pg.ClientBase, schema: string, objects: 
       order by c.conrelid::regclass::text, case c.contype when 'p' then 0 when 'u' then 1 when 'x' then 2 when 'c' then 3 else 4 end, c.conname`,
     [tableOids],
   );
+  after.push(...notValidDomainChecks);
   for (const c of constraints.filter((c) => c.contype !== 'f')) after.push(`ALTER TABLE ONLY ${c.rel} ADD CONSTRAINT ${c.name} ${c.def};`);
-  const indexes = await q<{ def: string; rel: string; name: string; clustered: boolean; byConstraint: boolean }>(
+  const indexes = await q<{ def: string; rel: string; name: string; qualified: string; clustered: boolean; byConstraint: boolean; reloptions: string[] | null; stats: { attnum: number; target: number }[] | null }>(
     client,
-    `select pg_get_indexdef(i.indexrelid) as def, i.indrelid::regclass::text as rel, quote_ident(ic.relname) as name, i.indisclustered as clustered,
-            exists (select 1 from pg_constraint c where c.conrelid = i.indrelid and c.conindid = i.indexrelid and c.contype in ('p', 'u', 'x')) as "byConstraint"
+    `select pg_get_indexdef(i.indexrelid) as def, i.indrelid::regclass::text as rel, quote_ident(ic.relname) as name, i.indexrelid::regclass::text as qualified, i.indisclustered as clustered,
+            exists (select 1 from pg_constraint c where c.conrelid = i.indrelid and c.conindid = i.indexrelid and c.contype in ('p', 'u', 'x')) as "byConstraint",
+            ic.reloptions,
+            (select json_agg(json_build_object('attnum', a.attnum, 'target', a.attstattarget) order by a.attnum) from pg_attribute a
+              where a.attrelid = i.indexrelid and a.attstattarget > 0) as stats
        from pg_index i join pg_class ic on ic.oid = i.indexrelid
       where i.indrelid = any($1::oid[]) and i.indisvalid order by ic.relname`,
     [tableOids],
   );
   for (const i of indexes) {
     if (!i.byConstraint) after.push(`${i.def};`);
+    // pg_get_constraintdef leaves out the storage parameters of a constraint's index (pg_dump adds
+    // them itself): without this a PRIMARY KEY/UNIQUE … WITH (fillfactor=…) came back without them.
+    else if (i.reloptions) after.push(`ALTER INDEX ${i.qualified} SET (${i.reloptions.join(', ')});`);
+    // Statistics targets of expression-index columns (ALTER INDEX … ALTER COLUMN n SET STATISTICS) were lost.
+    for (const st of i.stats ?? []) after.push(`ALTER INDEX ${i.qualified} ALTER COLUMN ${st.attnum} SET STATISTICS ${st.target};`);
     if (i.clustered) after.push(`ALTER TABLE ONLY ${i.rel} CLUSTER ON ${i.name};`);
   }
   for (const c of constraints.filter((c) => c.contype === 'f')) after.push(`ALTER TABLE ONLY ${c.rel} ADD CONSTRAINT ${c.name} ${c.def};`);

@@ -276,7 +276,7 @@ describe('the catalog dumper (TENANT_BACKUP_DUMPER=tool, the default)', { timeou
     await trx.raw(`lock table ${tenantSchemaName(org)}.events in access exclusive mode`);
     try {
       const result = await deprovisionTenant(db.knex(), [org], { backupDir, connection: db.connection, lockWaitTimeoutMs: 300 });
-      expect(result.tenants[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/could not lock the schema's tables within 300 ms/) });
+      expect(result.tenants[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/could not hold off writes to the schema's tables within 300 ms/) });
     } finally {
       await trx.rollback();
       await holder.destroy();
