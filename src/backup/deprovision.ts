@@ -159,7 +159,9 @@ async function prepareBackup(knex: Knex, options: DeprovisionOptions): Promise<B
   // pg_dump: looked for up front when asked for (exit 2, nothing changed, when missing); for the
   // catalog dumper only when a schema needs it.
   let tools: Promise<{ dump: FoundTool; restore: FoundTool }> | undefined;
-  const pgTools = () => (tools ??= Promise.all([findTool('pg_dump', serverMajor, options.pgBinDir), findTool('pg_restore', serverMajor, options.pgBinDir)]).then(([dump, restore]) => ({ dump, restore })));
+  // One after the other: when both are too old, the refusal names pg_dump every time (two lookups
+  // in parallel named whichever failed first).
+  const pgTools = () => (tools ??= (async () => ({ dump: await findTool('pg_dump', serverMajor, options.pgBinDir), restore: await findTool('pg_restore', serverMajor, options.pgBinDir) }))());
   if (dumper === 'pg_dump') await pgTools();
   const { env, cleanup } = libpqEnvironment(options.connection!, process.env, live);
   const withPgDump = async (schema: string, base: string): Promise<DumpWritten> => {
