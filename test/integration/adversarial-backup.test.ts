@@ -14,15 +14,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
-import { libpqEnvironment } from '../../src/backup/pg-tools.ts';
 import { restoreTenant } from '../../src/backup/restore.ts';
-import { dumpSchemaToFile } from '../../src/backup/schema-dump.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { quoteIdent, useFreshDatabase, withAdminClient } from '../support/database.ts';
 import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
 import { runCli } from '../support/cli.ts';
+import { catalogDumpText, pgDumpMajor, pgDumpText } from '../support/schema-dump-text.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 // DROP DATABASE waits for a checkpoint: on a server under load that took two minutes here.
@@ -40,13 +39,6 @@ const role = `tm_advdump_r_${process.pid}`;
 const tree = copyTree('tenant-basic');
 let comparable = false;
 
-function clientMajor(): number {
-  try {
-    return Number(/\(PostgreSQL\)\s+(\d+)/.exec(execFileSync('pg_dump', ['--version'], { encoding: 'utf8' }))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
 
 beforeAll(async () => {
   await withAdminClient(async (client) => {
@@ -54,7 +46,7 @@ beforeAll(async () => {
     await client.query(`create role ${quoteIdent(role)} nologin`);
   });
   const major = Math.floor(Number((await db.knex().raw("select current_setting('server_version_num') as n")).rows[0].n) / 10000);
-  comparable = clientMajor() >= major;
+  comparable = pgDumpMajor() >= major;
 });
 
 afterAll(async () => {
@@ -63,34 +55,9 @@ afterAll(async () => {
   await withAdminClient((client) => client.query(`drop role if exists ${quoteIdent(role)}`));
 }, 60_000);
 
-function pgDumpText(schema: string): string {
-  const { env: childEnv, cleanup } = libpqEnvironment(db.connection);
-  try {
-    const text = execFileSync('pg_dump', ['--schema', schema, '--no-password'], { env: childEnv, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-    return text
-      .split('\n')
-      .filter((line) => !/^\\(un)?restrict /.test(line) && !/^-- (Dumped (from|by)|Started on|Completed on)/.test(line))
-      .join('\n');
-  } finally {
-    cleanup();
-  }
-}
 
-async function catalogDumpText(schema: string): Promise<string> {
-  const file = path.join(backupDir, `probe-${Date.now()}.sql`);
-  const client = (await db.knex().client.acquireConnection()) as import('pg').ClientBase;
-  try {
-    const outcome = await dumpSchemaToFile(client, schema, file, { lockWaitTimeoutMs: 5000, statementTimeoutMs: 0, dumper: 'probe' });
-    expect(outcome.kind).toBe('dumped');
-  } finally {
-    await db.knex().client.releaseConnection(client);
-  }
-  const text = fs.readFileSync(file, 'utf8');
-  fs.rmSync(file);
-  return text.split('\n').filter((line) => !line.startsWith('-- Dumped by')).join('\n');
-}
 
-const snapshot = (schema: string) => (comparable ? Promise.resolve(pgDumpText(schema)) : catalogDumpText(schema));
+const snapshot = (schema: string) => (comparable ? Promise.resolve(pgDumpText(db.connection, schema)) : catalogDumpText(db.knex(), schema, backupDir));
 
 /** The grants of one object in a stable order (pg_dump prints them in aclitem order, which is the order they were granted in). */
 function sortGrants(text: string): string {

@@ -6,21 +6,19 @@
  * PostgreSQL 17 leg with Debian's 15 client) the catalog dumper's own dump of the original and of
  * the restored schema are compared instead, with every row.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Of } from '../../src/backup/manifest.ts';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
-import { libpqEnvironment } from '../../src/backup/pg-tools.ts';
-import { dumpSchemaToFile } from '../../src/backup/schema-dump.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
 import { provisionTenant } from '../../src/tenants/provision.ts';
 import { runCli } from '../support/cli.ts';
 import { quoteIdent, useFreshDatabase, withAdminClient } from '../support/database.ts';
 import { dropAllTenants, tenantSchemas } from '../support/fleet.ts';
 import { expectNoLeftovers } from '../support/leftovers.ts';
+import { catalogDumpText, pgDumpMajor, pgDumpText } from '../support/schema-dump-text.ts';
 import { copyTree, treeEnv, writeMigration } from '../support/trees.ts';
 
 const db = useFreshDatabase({ prefix: 'tm_catdump' });
@@ -32,13 +30,6 @@ beforeEach(async () => {
   backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tm-catdump-'));
 });
 
-function clientMajor(): number {
-  try {
-    return Number(/\(PostgreSQL\)\s+(\d+)/.exec(execFileSync('pg_dump', ['--version'], { encoding: 'utf8' }))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
 async function serverMajor(): Promise<number> {
   return Math.floor(Number((await db.knex().raw("select current_setting('server_version_num') as n")).rows[0].n) / 10000);
 }
@@ -140,34 +131,7 @@ async function fill(orgId: string): Promise<void> {
   await k.raw(`insert into ${s}.org_users (email) values ('u@x.test')`);
 }
 
-/** pg_dump -n of the schema, plain with data, without its header comments and its random \restrict key. */
-function pgDumpText(schema: string): string {
-  const { env: childEnv, cleanup } = libpqEnvironment(db.connection);
-  try {
-    const text = execFileSync('pg_dump', ['--schema', schema, '--no-password'], { env: childEnv, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    return text
-      .split('\n')
-      .filter((line) => !/^\\(un)?restrict /.test(line) && !/^-- (Dumped (from|by)|Started on|Completed on)/.test(line))
-      .join('\n');
-  } finally {
-    cleanup();
-  }
-}
 
-/** The catalog dumper's own text of the schema (header line naming the tool aside). */
-async function catalogDumpText(schema: string): Promise<string> {
-  const file = path.join(backupDir, `probe-${Date.now()}.sql`);
-  const client = (await db.knex().client.acquireConnection()) as import('pg').ClientBase;
-  try {
-    const outcome = await dumpSchemaToFile(client, schema, file, { lockWaitTimeoutMs: 5000, statementTimeoutMs: 0, dumper: 'probe' });
-    expect(outcome.kind).toBe('dumped');
-  } finally {
-    await db.knex().client.releaseConnection(client);
-  }
-  const text = fs.readFileSync(file, 'utf8');
-  fs.rmSync(file);
-  return text;
-}
 
 describe('the catalog dumper (TENANT_BACKUP_DUMPER=tool, the default)', { timeout: 120_000 }, () => {
   it('deprovision and restore of a rich schema: pg_dump -n of the original and of the restored schema are the same text', async () => {
@@ -175,8 +139,8 @@ describe('the catalog dumper (TENANT_BACKUP_DUMPER=tool, the default)', { timeou
     const schema = tenantSchemaName(org);
     await provisionTenant(db.knex(), [org], { directory: rich });
     await fill(org);
-    const comparable = clientMajor() >= (await serverMajor());
-    const before = comparable ? pgDumpText(schema) : await catalogDumpText(schema);
+    const comparable = pgDumpMajor() >= (await serverMajor());
+    const before = comparable ? pgDumpText(db.connection, schema) : await catalogDumpText(db.knex(), schema, backupDir);
     expect(before).toMatch(/ü 🎉/);
 
     const gone = await runCli(['deprovision:tenant', org, '--backup-dir', backupDir, '--json'], { env: env() });
@@ -199,7 +163,7 @@ describe('the catalog dumper (TENANT_BACKUP_DUMPER=tool, the default)', { timeou
     const back = await runCli(['restore:tenant', manifestFile, '--json'], { env: env() });
     expect(back.code, back.stderr).toBe(0);
     expect(JSON.parse(back.stdout)).toMatchObject({ ok: true, orgId: org, migrationCount: 4 });
-    const after = comparable ? pgDumpText(schema) : await catalogDumpText(schema);
+    const after = comparable ? pgDumpText(db.connection, schema) : await catalogDumpText(db.knex(), schema, backupDir);
     if (!comparable) {
       // The header names the tool once per dump; the rest is the schema.
       const body = (text: string) => text.split('\n').filter((line) => !line.startsWith('-- Dumped by')).join('\n');
@@ -221,7 +185,7 @@ describe('the catalog dumper (TENANT_BACKUP_DUMPER=tool, the default)', { timeou
     const org = 'org_partitioned';
     await provisionTenant(db.knex(), [org], { directory: tree });
     const result = await deprovisionTenant(db.knex(), [org], { backupDir, connection: db.connection });
-    if (clientMajor() < (await serverMajor())) {
+    if (pgDumpMajor() < (await serverMajor())) {
       expect(result.tenants[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/the schema holds what the catalog dumper does not write \(.*measurements: a partitioned table.*\), and pg_dump, which would, failed: pg_dump .* is older than the server/) });
       expect(await tenantSchemas(db.knex())).toContain(tenantSchemaName(org));
       expect(fs.readdirSync(backupDir)).toEqual([]);
