@@ -49,7 +49,7 @@ export async function fleetRoles(knex: Knex, options: { roles?: RolesSettings },
   return {
     ctx,
     missing,
-    grantsOf: (schema) => tenantGrants(schema, roleOf(ctx, schema)),
+    grantsOf: (schema) => tenantGrants(schema, roleOf(ctx, schema), { named: ctx.namedGrants }),
     async ensure(schema) {
       return (await ensureTenantRole(knex, ctx, schema)) ? 'created' : undefined;
     },

@@ -8,13 +8,19 @@
  * a table created by a migration run as another role, or one that existed before roles were on,
  * would be missed: the grants below cover every object that exists when the transaction commits.
  *
- * The objects are named, not `GRANT … ON ALL TABLES IN SCHEMA`: PostgreSQL finds "all tables in a
- * schema" by reading the whole of pg_class (it has no index by schema), about 250 ms a statement at
- * 10,000 tenants and ten times that at 100,000, in every tenant's transaction. A schema's objects
- * are found instead through pg_depend's index on the referenced object (every relation and routine
- * records a dependency on its schema, moved with it by ALTER … SET SCHEMA), in a DO block that
- * sends one GRANT per kind: the same privileges on the same objects, in time that does not grow
- * with the fleet.
+ * Tables and sequences are named, not `GRANT … ON ALL TABLES IN SCHEMA`: PostgreSQL finds "all
+ * tables in a schema" by reading the whole of pg_class (it has no index by schema), about 200 ms a
+ * statement at 10,000 tenants and ten times that at 100,000, in every tenant's transaction. A
+ * schema's relations are found instead through pg_depend's index on the referenced object (every
+ * relation records a dependency on its schema, moved with it by ALTER … SET SCHEMA), in a DO block
+ * that sends one GRANT per kind: the same privileges on the same objects, in time that does not
+ * grow with the fleet. Where the tool may not use plpgsql (a DBA revoked it from PUBLIC), the ON ALL
+ * statements are sent instead: slower, never wrong.
+ *
+ * Routines keep `ON ALL ROUTINES IN SCHEMA` (pg_proc is a few thousand rows plus the fleet's own
+ * functions): naming a routine means naming its argument types, which fails where GRANT cannot
+ * parse them (an ordered-set aggregate's ORDER BY) or may not look them up (a type in a schema the
+ * tool has no USAGE on), cases ON ALL handles (test/integration/adversarial-grants.test.ts).
  *
  * Granted to the tenant role:
  * - USAGE on the schema (never CREATE: DDL is the tool's, through migrations);
@@ -53,53 +59,49 @@ export interface TenantGrants {
  * @example tenantGrants('tid_cf4116b064', 'tm_1a2b3c4d5e_tid_cf4116b064').statements[0]
  *   // 'grant usage on schema "tid_cf4116b064" to "tm_1a2b3c4d5e_tid_cf4116b064"'
  */
-export function tenantGrants(schema: string, role: string): TenantGrants {
+export function tenantGrants(schema: string, role: string, { named = true }: { named?: boolean } = {}): TenantGrants {
   const s = quoteIdentifier(schema);
   const r = quoteIdentifier(role);
   const bookkeeping = BOOKKEEPING_TABLES.map((table) => `${s}.${quoteIdentifier(table)}`).join(', ');
   const sequences = BOOKKEEPING_SEQUENCES.map((sequence) => `${s}.${quoteIdentifier(sequence)}`).join(', ');
+  const relations = named
+    ? [grantOnEveryRelationSql(schema, role)]
+    : [`grant ${TABLE_PRIVILEGES_SQL} on all tables in schema ${s} to ${r}`, `grant ${SEQUENCE_PRIVILEGES_SQL} on all sequences in schema ${s} to ${r}`];
   return {
     schema,
     role,
     prefix: role.slice(0, role.length - schema.length),
-    statements: [`grant usage on schema ${s} to ${r}`, grantOnEveryObjectSql(schema, role), `revoke all on table ${bookkeeping} from ${r}`, `revoke all on sequence ${sequences} from ${r}`],
+    statements: [
+      `grant usage on schema ${s} to ${r}`,
+      ...relations,
+      `grant execute on all routines in schema ${s} to ${r}`,
+      `revoke all on table ${bookkeeping} from ${r}`,
+      `revoke all on sequence ${sequences} from ${r}`,
+    ],
   };
 }
 
-/** What each kind of object gets (see the module comment), keyed by GRANT's own keyword for it. */
-const PRIVILEGES_BY_KIND: Readonly<Record<'table' | 'sequence' | 'routine', string>> = {
-  table: TABLE_PRIVILEGES.join(', ').toLowerCase(),
-  sequence: 'usage, select',
-  routine: 'execute',
-};
+const TABLE_PRIVILEGES_SQL = TABLE_PRIVILEGES.join(', ').toLowerCase();
+const SEQUENCE_PRIVILEGES_SQL = 'usage, select';
 
 /**
- * One DO block: the schema's tables, views, materialized views, foreign and partitioned tables,
- * its sequences and its routines, found through pg_depend (an index lookup by schema), granted to
- * the role with one GRANT per kind. The same objects `ON ALL TABLES / SEQUENCES / ROUTINES IN
- * SCHEMA` would reach (test/integration/tenant-grants.test.ts compares them).
+ * One DO block: the schema's tables, views, materialized views, foreign and partitioned tables and
+ * its sequences, found through pg_depend (an index lookup by schema), granted to the role with one
+ * GRANT per kind — the objects `ON ALL TABLES / SEQUENCES IN SCHEMA` would reach
+ * (test/integration/tenant-grants.test.ts compares them).
  */
-function grantOnEveryObjectSql(schema: string, role: string): string {
-  const namespace = `${quoteLiteral(quoteIdentifier(schema))}::regnamespace`;
-  const byKind = Object.entries(PRIVILEGES_BY_KIND)
-    .map(([kind, privileges]) => `when ${quoteLiteral(kind)} then ${quoteLiteral(privileges)}`)
-    .join(' ');
+function grantOnEveryRelationSql(schema: string, role: string): string {
   return `do $tenant_grants$ declare kind record; begin
   for kind in
     select o.kind, string_agg(o.name, ', ') as names from (
       select distinct case when c.relkind = 'S' then 'sequence' else 'table' end as kind, format('%I.%I', ${quoteLiteral(schema)}, c.relname) as name
         from pg_catalog.pg_depend d join pg_catalog.pg_class c on c.oid = d.objid
-       where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = ${namespace}
+       where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = ${quoteLiteral(quoteIdentifier(schema))}::regnamespace
          and d.classid = 'pg_catalog.pg_class'::regclass and c.relnamespace = d.refobjid
          and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
-      union
-      select 'routine', format('%I.%I(%s)', ${quoteLiteral(schema)}, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
-        from pg_catalog.pg_depend d join pg_catalog.pg_proc p on p.oid = d.objid
-       where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = ${namespace}
-         and d.classid = 'pg_catalog.pg_proc'::regclass and p.pronamespace = d.refobjid
     ) o group by o.kind
   loop
-    execute format('grant %s on %s %s to %I', case kind.kind ${byKind} end, kind.kind, kind.names, ${quoteLiteral(role)});
+    execute format('grant %s on %s %s to %I', case kind.kind when 'table' then ${quoteLiteral(TABLE_PRIVILEGES_SQL)} else ${quoteLiteral(SEQUENCE_PRIVILEGES_SQL)} end, kind.kind, kind.names, ${quoteLiteral(role)});
   end loop;
 end $tenant_grants$`;
 }

@@ -22,6 +22,8 @@ export interface RoleContext {
   tool: string;
   /** PostgreSQL 16 or later: memberships carry INHERIT and SET options. */
   grantOptions: boolean;
+  /** Grants name each table and sequence (a DO block, grants.ts); false where plpgsql is not the tool's to use. */
+  namedGrants: boolean;
 }
 
 /** What the preflight reads from the server (one query), the input of {@link preflightProblems}. */
@@ -41,6 +43,8 @@ export interface PreflightFacts {
   appMemberOfTool: boolean | null;
   publicCreate: boolean;
   citus: boolean;
+  /** The tool may run DO blocks (plpgsql USAGE: a DBA can revoke it from PUBLIC). */
+  plpgsql: boolean;
 }
 
 /**
@@ -71,6 +75,7 @@ export async function preflightRoles(knex: Knex, settings: RolesSettings): Promi
     app: settings.appRole,
     tool: facts.tool,
     grantOptions: facts.version >= 160000,
+    namedGrants: facts.plpgsql,
   };
 }
 
@@ -90,7 +95,8 @@ async function readFacts(knex: Knex, group: string, app: string): Promise<Prefli
               where n.nspname ~ ? and pg_has_role(a.oid, n.nspowner, 'MEMBER')) as "appOwnsSchemas",
             (select pg_has_role(a.oid, (select oid from me), 'MEMBER') from a) as "appMemberOfTool",
             has_schema_privilege('public', 'public', 'CREATE') as "publicCreate",
-            exists (select 1 from pg_extension where extname = 'citus') as citus`,
+            exists (select 1 from pg_extension where extname = 'citus') as citus,
+            coalesce((select has_language_privilege(l.oid, 'USAGE') from pg_language l where l.lanname = 'plpgsql'), false) as plpgsql`,
     [group, app, TENANT_SCHEMA_PATTERN],
   );
   return rows[0]!;

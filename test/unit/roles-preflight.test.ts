@@ -24,6 +24,7 @@ const good: PreflightFacts = {
   appMemberOfTool: false,
   publicCreate: false,
   citus: false,
+  plpgsql: true,
 };
 const problems = (facts: Partial<PreflightFacts>) => preflightProblems({ ...good, ...facts }, 'app_tenants', 'app');
 
