@@ -1,7 +1,7 @@
 /**
  * What one tenant's grants (TENANT_ROLES=on, sent in every tenant's transaction) cost as the
- * catalog grows: the statements tenant-migrate sends (src/roles/grants.ts: the schema's objects
- * found through pg_depend and named) against `GRANT … ON ALL TABLES / SEQUENCES / ROUTINES IN
+ * catalog grows: the statements tenant-migrate sends (src/roles/grants.ts: the schema's tables and
+ * sequences found through pg_depend and named, its routines by ON ALL ROUTINES) against `GRANT … ON ALL TABLES / SEQUENCES / ROUTINES IN
  * SCHEMA` (which reads the whole of pg_class), alternating on one connection, each in a transaction
  * rolled back, on a tenant-like schema of ten tables, at each catalog size.
  *
