@@ -139,6 +139,25 @@ function outcomes(result: FleetResult): { org: string; status: string; error?: s
 }
 
 /** Whether the org's schema was sent a replayed script (the learned-SQL route). */
+/**
+ * Tenants provisioned on a one-file tree, then `prepare` (what a DBA does to their schemas), then a
+ * plain migration run for them all: it must succeed, give the same privileges as ON ALL, and the
+ * app must write the new table inside withTenant.
+ */
+async function migrateAfter(ctx: Ctx, orgs: readonly string[], prepare: () => Promise<void>): Promise<void> {
+  const tree = copyTree('tenant-basic', 1);
+  const options = { directory: tree, roles: ctx.roles.settings, concurrency: 1 };
+  expect(outcomes(await provisionTenant(ctx.roles.tool(), [...orgs], options))).toEqual(orgs.map((org) => ({ org, status: 'provisioned' })));
+  await prepare();
+  sqlMigration(tree, '20260301000001_more.ts', 'create table more_notes (id serial primary key, body text);');
+  const result = await migrateTenants(ctx.roles.tool(), { ...options, tenants: [...orgs] });
+  expect(outcomes(result)).toEqual(orgs.map((org) => ({ org, status: 'migrated' })));
+  await expectSameAsOnAll(ctx, orgs);
+  for (const org of orgs) {
+    expect(await withTenant(ctx.roles.app(), org, async (trx) => (await trx('more_notes').insert({ body: 'x' }).returning('id'))[0].id)).toBe(1);
+  }
+}
+
 function replayed(sent: readonly string[], org: string): boolean {
   return sent.some((text) => text.startsWith(REPLAY_MARKER) && text.includes(tenantSchemaName(org)));
 }
@@ -509,54 +528,38 @@ describe("a tenant role's grants against migrations a real team writes", { timeo
     const ctx = useScenario();
     it('objects a DBA put into a tenant schema, owned by another role (the tool holds SELECT and EXECUTE without grant option): the migration succeeds as with ON ALL (warnings, no error), with the same privileges', async () => {
       const { db, roles } = ctx;
-      const tree = copyTree('tenant-basic', 1);
       const orgs = ['org_owned_1', 'org_owned_2'];
-      const options = { directory: tree, roles: roles.settings, concurrency: 1 };
-      expect(outcomes(await provisionTenant(roles.tool(), orgs, options))).toEqual(orgs.map((org) => ({ org, status: 'provisioned' })));
-      for (const org of orgs) {
-        const s = q(tenantSchemaName(org));
-        await db.knex().raw(`
-          create table ${s}.dba_report (id int);
-          alter table ${s}.dba_report owner to ${q(stranger)};
-          grant select on ${s}.dba_report to ${q(roles.toolRole)};
-          create sequence ${s}.dba_numbers;
-          alter sequence ${s}.dba_numbers owner to ${q(stranger)};
-          grant select on ${s}.dba_numbers to ${q(roles.toolRole)};
-          create function ${s}.dba_fn(x int) returns int language sql as 'select x';
-          alter function ${s}.dba_fn(int) owner to ${q(stranger)};
-        `);
-      }
-      sqlMigration(tree, '20260301000001_more.ts', 'create table more_notes (id serial primary key, body text);');
-      const result = await migrateTenants(roles.tool(), { ...options, tenants: orgs });
-      expect(outcomes(result)).toEqual(orgs.map((org) => ({ org, status: 'migrated' })));
-      await expectSameAsOnAll(ctx, orgs);
-      for (const org of orgs) {
-        expect(await withTenant(roles.app(), org, async (trx) => (await trx('more_notes').insert({ body: 'x' }).returning('id'))[0].id)).toBe(1);
-      }
+      await migrateAfter(ctx, orgs, async () => {
+        for (const org of orgs) {
+          const s = q(tenantSchemaName(org));
+          await db.knex().raw(`
+            create table ${s}.dba_report (id int);
+            alter table ${s}.dba_report owner to ${q(stranger)};
+            grant select on ${s}.dba_report to ${q(roles.toolRole)};
+            create sequence ${s}.dba_numbers;
+            alter sequence ${s}.dba_numbers owner to ${q(stranger)};
+            grant select on ${s}.dba_numbers to ${q(roles.toolRole)};
+            create function ${s}.dba_fn(x int) returns int language sql as 'select x';
+            alter function ${s}.dba_fn(int) owner to ${q(stranger)};
+          `);
+        }
+      });
     });
   });
 
   describe('in a database of its own', () => {
     const ctx = useScenario();
     it("a function a DBA put into a tenant schema whose argument type lives in the DBA's own schema (no USAGE for the tool; ON ALL only warns): the next migration succeeds, with the same privileges as ON ALL", async () => {
-      const { db, roles } = ctx;
-      const tree = copyTree('tenant-basic', 1);
+      const { db } = ctx;
       const orgs = ['org_dbatype_1', 'org_dbatype_2'];
-      const options = { directory: tree, roles: roles.settings, concurrency: 1 };
-      expect(outcomes(await provisionTenant(roles.tool(), orgs, options))).toEqual(orgs.map((org) => ({ org, status: 'provisioned' })));
-      await db.knex().raw("create schema dba_private; create type dba_private.ticket as (id int, note text)");
-      for (const org of orgs) {
-        await db.knex().raw(`create function ${q(tenantSchemaName(org))}.ticket_note(t dba_private.ticket) returns text language sql as 'select t.note'`);
-      }
-      // The old statements, sent by the tool on these schemas, succeed (a WARNING for ticket_note).
-      for (const org of orgs) expect(await grantOnAll(ctx, tenantSchemaName(org))).toBeUndefined();
-      sqlMigration(tree, '20260301000001_more.ts', 'create table more_notes (id serial primary key, body text);');
-      const result = await migrateTenants(roles.tool(), { ...options, tenants: orgs });
-      expect(outcomes(result)).toEqual(orgs.map((org) => ({ org, status: 'migrated' })));
-      await expectSameAsOnAll(ctx, orgs);
-      for (const org of orgs) {
-        expect(await withTenant(roles.app(), org, async (trx) => (await trx('more_notes').insert({ body: 'x' }).returning('id'))[0].id)).toBe(1);
-      }
+      await migrateAfter(ctx, orgs, async () => {
+        await db.knex().raw("create schema dba_private; create type dba_private.ticket as (id int, note text)");
+        for (const org of orgs) {
+          await db.knex().raw(`create function ${q(tenantSchemaName(org))}.ticket_note(t dba_private.ticket) returns text language sql as 'select t.note'`);
+        }
+        // The old statements, sent by the tool on these schemas, succeed (a WARNING for ticket_note).
+        for (const org of orgs) expect(await grantOnAll(ctx, tenantSchemaName(org))).toBeUndefined();
+      });
     });
   });
 
