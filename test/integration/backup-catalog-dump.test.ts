@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sha256Of } from '../../src/backup/manifest.ts';
 import { deprovisionTenant } from '../../src/backup/deprovision.ts';
 import { tenantSchemaName } from '../../src/tenants/naming.ts';
@@ -37,6 +37,12 @@ async function serverMajor(): Promise<number> {
 const reader = `tm_catdump_reader_${process.pid}`;
 let vector = false;
 const rich = copyTree('tenant-basic');
+
+// Roles are cluster-wide: the reader goes with the file (its grants first, the database is still there).
+afterAll(async () => {
+  await db.knex().raw(`drop owned by ${quoteIdent(reader)}`).catch(() => {});
+  await withAdminClient((client) => client.query(`drop role if exists ${quoteIdent(reader)}`)).catch(() => {});
+});
 
 beforeAll(async () => {
   await withAdminClient(async (client) => {
