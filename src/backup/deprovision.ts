@@ -19,6 +19,7 @@ import type { Knex } from 'knex';
 import { poolSizeOf } from '../db/connection.ts';
 import type { ConnectionSettings } from '../config/load-config.ts';
 import { schemaLockKey } from '../db/advisory-lock.ts';
+import { quoteIdentifier } from '../db/quote.ts';
 import { UsageError } from '../errors.ts';
 import { parseSql } from '../db/parse-sql.ts';
 import { describeError } from '../migration/describe-error.ts';
@@ -257,13 +258,15 @@ async function deprovisionOne(knex: Knex, registry: RegistryTable, tenant: Tenan
       const guard = await knex.transaction(null, { isolationLevel: 'read committed' });
       try {
         await guard.raw(`select set_config('lock_timeout', ?, true)`, [String(backup.lockWaitTimeoutMs)]);
-        const { rows } = await guard.raw<{ rows: { rel: string }[] }>(
-          `select d.objid::regclass::text as rel from pg_depend d join pg_class c on c.oid = d.objid
+        const { rows } = await guard.raw<{ rows: { relname: string }[] }>(
+          `select c.relname from pg_depend d join pg_class c on c.oid = d.objid
             where d.refclassid = 'pg_namespace'::regclass and d.refobjid = to_regnamespace(?) and d.classid = 'pg_class'::regclass and d.deptype = 'n' and c.relkind in ('r', 'p')`,
           [tenant.schema],
         );
         if (rows.length > 0) {
-          await guard.raw(`lock table ${rows.map((r) => r.rel).join(', ')} in exclusive mode`).catch((error: unknown) => {
+          // LOCK TABLE takes no bound identifiers: each name quoted here, schema-qualified.
+          const tables = rows.map((row) => `${quoteIdentifier(tenant.schema)}.${quoteIdentifier(row.relname)}`);
+          await guard.raw(`lock table ${tables.join(', ')} in exclusive mode`).catch((error: unknown) => {
             throw new Error(`could not hold off writes to the schema's tables within ${backup.lockWaitTimeoutMs} ms (LOCK TABLE … IN EXCLUSIVE MODE: another transaction holds one): ${(error as Error).message}`, { cause: error });
           });
         }
